@@ -1,0 +1,1 @@
+"""The provider-independent heart: resource names, the order of updates, fan-out."""

@@ -1,0 +1,99 @@
+"""Whether an update moves a subject forward (DESIGN.md §4).
+
+Providers send duplicates, late and out-of-order updates. ``apply`` is the one place that
+decides, as a pure function of the current snapshot and the update, so the SQLite and
+PostgreSQL stores run the very same rules inside their transactions.
+"""
+
+from __future__ import annotations
+
+from statusgate.core.states import rank
+from statusgate.v1.status_pb2 import State, Status
+
+# Fields the gateway owns; an update never sets them and they never make two updates differ.
+_GATEWAY_FIELDS = ("version", "sequence", "updated_at")
+
+
+def apply(current: Status | None, update: Status) -> Status | None:
+    """The subject's next snapshot, or None when the update changes nothing.
+
+    The result carries ``version`` = current + 1; the store sets ``sequence`` and
+    ``updated_at`` when it commits the event.
+    """
+    if current is None:
+        new = _copy(update)
+        new.version = 1
+        return new
+    if current.terminal:
+        return None
+
+    current_rank = rank(current.state, current.stage)
+    update_rank = rank(update.state, update.stage)
+    if update_rank < current_rank:
+        return None
+    if update_rank > current_rank or _is_newer(update, current):
+        new = _replaced(current, update)
+    else:
+        new = _enriched(current, update)
+    if _same_content(new, current):
+        return None
+    new.version = current.version + 1
+    return new
+
+
+def previous_state(current: Status | None) -> State.ValueType:
+    return current.state if current is not None else State.STATE_UNSPECIFIED
+
+
+def _is_newer(update: Status, current: Status) -> bool:
+    if not update.HasField("occurred_at"):
+        return False
+    if not current.HasField("occurred_at"):
+        return True
+    return update.occurred_at.ToNanoseconds() > current.occurred_at.ToNanoseconds()
+
+
+def _replaced(current: Status, update: Status) -> Status:
+    """A higher-ranked or newer update replaces everything but what it does not know:
+    attributes accumulate, and provider time never goes backwards."""
+    new = _copy(update)
+    merged = dict(current.attributes)
+    merged.update(update.attributes)
+    new.attributes.clear()
+    new.attributes.update(merged)
+    if not new.HasField("occurred_at") and current.HasField("occurred_at"):
+        new.occurred_at.CopyFrom(current.occurred_at)
+    return new
+
+
+def _enriched(current: Status, update: Status) -> Status:
+    """An equal-ranked update that is not newer may only add information (rule 2):
+    error details, more progress, new attributes, readiness. It never lowers anything."""
+    new = _copy(current)
+    if update.HasField("error") and not current.HasField("error"):
+        new.error.CopyFrom(update.error)
+    if update.HasField("progress") and (
+        update.progress.done > current.progress.done
+        or (update.progress.total and not current.progress.total)
+    ):
+        new.progress.done = max(update.progress.done, current.progress.done)
+        new.progress.total = update.progress.total or current.progress.total
+    for key, value in update.attributes.items():
+        new.attributes.setdefault(key, value)
+    if update.ready_to_fetch:
+        new.ready_to_fetch = True
+    if not new.provider_state:
+        new.provider_state = update.provider_state
+    return new
+
+
+def _copy(status: Status) -> Status:
+    new = Status()
+    new.CopyFrom(status)
+    for field in _GATEWAY_FIELDS:
+        new.ClearField(field)  # type: ignore[arg-type]
+    return new
+
+
+def _same_content(a: Status, b: Status) -> bool:
+    return _copy(a) == _copy(b)

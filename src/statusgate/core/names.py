@@ -1,0 +1,113 @@
+"""Resource names: ``sources/{source}/{collection}/{id}[/{collection}/{id}]``.
+
+A client that knows only a provider's id can always build the name, so names are the
+only identifiers the API speaks. The collections and the kind each one implies are the
+table of DESIGN.md §2.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from statusgate.v1.status_pb2 import Kind
+
+# Top-level collection -> kind, and (parent collection, child collection) -> kind.
+TOP_LEVEL: dict[str, Kind.ValueType] = {
+    "sessions": Kind.KIND_SESSION,
+    "entities": Kind.KIND_ENTITY,
+    "payments": Kind.KIND_PAYMENT,
+    "consents": Kind.KIND_CONSENT,
+    "data-sessions": Kind.KIND_DATA_SESSION,
+}
+NESTED: dict[tuple[str, str], Kind.ValueType] = {
+    ("sessions", "accounts"): Kind.KIND_ACCOUNT,
+    ("sessions", "statements"): Kind.KIND_STATEMENT,
+    ("entities", "statements"): Kind.KIND_STATEMENT,
+    ("data-sessions", "accounts"): Kind.KIND_ACCOUNT,
+}
+
+_SOURCE_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+# Provider ids are opaque; only what would break the name's structure is refused.
+_ID_RE = re.compile(r"^[^/\s]{1,256}$")
+
+
+class InvalidNameError(ValueError):
+    """A resource name that does not follow DESIGN.md §2."""
+
+
+def is_valid_source_id(source: str) -> bool:
+    return bool(_SOURCE_RE.match(source))
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceName:
+    source: str
+    # ((collection, id), ...) from the top level down; one or two pairs.
+    path: tuple[tuple[str, str], ...]
+
+    @property
+    def kind(self) -> Kind.ValueType:
+        if len(self.path) == 1:
+            return TOP_LEVEL[self.path[0][0]]
+        return NESTED[(self.path[0][0], self.path[1][0])]
+
+    @property
+    def parent(self) -> str:
+        """The name one level up; empty for a top-level subject."""
+        if len(self.path) == 1:
+            return ""
+        return str(ResourceName(self.source, self.path[:1]))
+
+    def child(self, collection: str, id_: str) -> ResourceName:
+        return make_name(self.source, *self.path[0], collection, id_)
+
+    def __str__(self) -> str:
+        parts = [f"{collection}/{id_}" for collection, id_ in self.path]
+        return f"sources/{self.source}/" + "/".join(parts)
+
+
+def make_name(source: str, *collection_ids: str) -> ResourceName:
+    """Build a name from ``collection, id[, collection, id]``, validating every part."""
+    if len(collection_ids) not in (2, 4):
+        raise InvalidNameError("a name has one or two collection/id pairs")
+    pairs = tuple(zip(collection_ids[::2], collection_ids[1::2], strict=True))
+    return _validated(source, pairs)
+
+
+def parse_name(name: str) -> ResourceName:
+    parts = name.split("/")
+    if len(parts) not in (4, 6) or parts[0] != "sources":
+        raise InvalidNameError(
+            f"{name!r} is not sources/{{source}}/{{collection}}/{{id}}[/{{collection}}/{{id}}]"
+        )
+    pairs = tuple(zip(parts[2::2], parts[3::2], strict=True))
+    return _validated(parts[1], pairs)
+
+
+def parse_source_parent(parent: str) -> str | None:
+    """``sources/{source}`` -> source id; None when ``parent`` is not of that form."""
+    parts = parent.split("/")
+    if len(parts) == 2 and parts[0] == "sources" and is_valid_source_id(parts[1]):
+        return parts[1]
+    return None
+
+
+def _validated(source: str, pairs: tuple[tuple[str, str], ...]) -> ResourceName:
+    if not is_valid_source_id(source):
+        raise InvalidNameError(f"invalid source id {source!r}")
+    top = pairs[0][0]
+    if top not in TOP_LEVEL:
+        raise InvalidNameError(f"unknown collection {top!r}; expected one of {sorted(TOP_LEVEL)}")
+    if len(pairs) == 2 and (top, pairs[1][0]) not in NESTED:
+        raise InvalidNameError(f"{top!r} has no child collection {pairs[1][0]!r}")
+    for _, id_ in pairs:
+        if not _ID_RE.match(id_):
+            raise InvalidNameError(f"invalid id {id_!r}: 1-256 characters, no '/' or spaces")
+    return ResourceName(source, pairs)
+
+
+def name_has_prefix(name: str, prefix: str) -> bool:
+    """Prefix match by whole segments: a session's name selects its accounts, and
+    ``sources/a/sessions/1`` does not select ``sources/a/sessions/10``."""
+    return name == prefix or name.startswith(prefix.rstrip("/") + "/")

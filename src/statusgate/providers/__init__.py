@@ -1,0 +1,1 @@
+"""Provider adapters: each turns one provider's payloads into canonical statuses."""

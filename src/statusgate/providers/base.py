@@ -1,0 +1,50 @@
+"""What every provider adapter offers, and the errors it may raise.
+
+An adapter is declarative about its provider and pure in its mapping: given a source's
+configuration and a decoded payload, it returns canonical ``Status`` updates. It knows
+nothing of HTTP handlers, gRPC or storage, so webhooks, polls and replays share it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Protocol
+
+from pydantic import ValidationError
+
+from statusgate.config import SourceConfig
+from statusgate.v1.status_pb2 import Provider, Status
+
+JSONObject = dict[str, Any]
+
+
+class UnknownShapeError(Exception):
+    """Authentic JSON this adapter does not recognise: kept as *unmapped* (202)."""
+
+
+class InvalidPayloadError(Exception):
+    """A recognised payload whose content is unusable: kept as *rejected* (400).
+
+    The message says precisely what is wrong, so the sender can fix it.
+    """
+
+    @classmethod
+    def from_validation(cls, what: str, error: ValidationError) -> InvalidPayloadError:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc']) or '<root>'}: {e['msg']}"
+            for e in error.errors(include_url=False)[:10]
+        )
+        return cls(f"invalid {what}: {problems}")
+
+
+class WebhookAdapter(Protocol):
+    """Maps one provider's webhook payloads."""
+
+    provider: ClassVar[Provider.ValueType]
+
+    def normalize(self, source: SourceConfig, payload: JSONObject) -> list[Status]:
+        """Canonical updates for ``payload``, in the order they should be applied.
+
+        Raises UnknownShapeError or InvalidPayloadError; never anything else for any
+        JSON object (the contract tests feed it mutated payloads to prove it).
+        """
+        ...

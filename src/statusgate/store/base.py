@@ -1,0 +1,126 @@
+"""The store interface shared by the SQLite and PostgreSQL implementations.
+
+Writes go through one call, ``ingest``: a delivery (if any) and its canonical updates are
+applied by the rules of ``core.apply`` and committed in one transaction, batched with
+concurrent ingests (group commit) so durability costs one sync per batch. The events it
+returns carry gateway-wide sequences that are contiguous and strictly increasing in
+commit order, which is what lets Watch streams resume without gaps.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from statusgate.v1.status_pb2 import Kind, Origin, State, Status, StatusEvent
+
+
+class StoreUnavailableError(Exception):
+    """The store cannot take or serve data right now; the caller should retry (503)."""
+
+
+class DeliveryVerdict(enum.StrEnum):
+    MAPPED = "mapped"  # normalized; may have produced zero events (duplicate / stale)
+    UNMAPPED = "unmapped"  # authentic JSON of an unknown shape (202)
+    REJECTED = "rejected"  # not JSON, not an object, or unusable content (400)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One raw inbound webhook request, kept verbatim."""
+
+    id: str
+    source: str
+    received_at: datetime
+    body: bytes
+    # A subset of the request headers (never secrets: see web.webhooks).
+    headers: dict[str, str]
+    verdict: DeliveryVerdict
+    # Why it was rejected or left unmapped.
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class IngestRequest:
+    """A delivery and/or updates to apply in one transaction."""
+
+    origin: Origin.ValueType
+    updates: Sequence[Status] = ()
+    delivery: Delivery | None = None
+    # When this ingest replays a stored delivery, the delivery's id (and no new row).
+    replay_of: str = ""
+    received_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    delivery_id: str
+    # The events the updates produced, in sequence order; empty for duplicates.
+    events: list[StatusEvent] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusQuery:
+    """What ListStatuses and the reconciler select; every set field must match."""
+
+    sources: Sequence[str] = ()
+    names: Sequence[str] = ()
+    # Whole-segment prefixes (see core.names.name_has_prefix).
+    name_prefixes: Sequence[str] = ()
+    kinds: Sequence[Kind.ValueType] = ()
+    states: Sequence[State.ValueType] = ()
+    terminal: bool | None = None
+    # Only statuses last changed before this time (the reconciler's "quiet" subjects).
+    updated_before: datetime | None = None
+
+
+class Store(Protocol):
+    async def open(self) -> None:
+        """Connect and apply pending migrations."""
+
+    async def close(self) -> None:
+        """Finish in-flight commits, then release everything."""
+
+    async def ready(self) -> bool:
+        """True when the store can take writes now (readiness probe)."""
+
+    async def ingest(self, request: IngestRequest) -> IngestResult:
+        """Apply and commit durably; returns only after the commit.
+
+        Raises StoreUnavailableError when it cannot commit.
+        """
+
+    async def get_status(self, name: str) -> Status | None: ...
+
+    async def get_statuses(self, names: Sequence[str]) -> dict[str, Status]: ...
+
+    async def list_statuses(
+        self, query: StatusQuery, *, after_name: str = "", limit: int = 100
+    ) -> list[Status]:
+        """Matching statuses ordered by name, strictly after ``after_name``."""
+
+    async def list_events(
+        self, name: str, *, after_sequence: int = 0, limit: int = 100
+    ) -> list[StatusEvent]:
+        """One subject's events, oldest first."""
+
+    async def read_events(self, *, after_sequence: int, limit: int) -> list[StatusEvent]:
+        """Every subject's events with sequence > after_sequence, in sequence order and
+        with no gaps: an event is returned only once every smaller sequence is readable."""
+
+    async def last_sequence(self) -> int:
+        """The greatest committed sequence (0 when there is none)."""
+
+    async def list_deliveries(
+        self,
+        verdicts: Sequence[DeliveryVerdict],
+        *,
+        source: str | None = None,
+        since: datetime | None = None,
+        after_id: str = "",
+        limit: int = 100,
+    ) -> list[Delivery]:
+        """Stored deliveries, oldest first (for replay and inspection)."""

@@ -1,0 +1,1 @@
+"""Generated protobuf and gRPC code for statusgate.v1 (scripts/generate.sh; do not edit)."""
