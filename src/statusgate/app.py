@@ -1,0 +1,109 @@
+"""Composition root: config → store → hub → pipeline → HTTP front door + gRPC server.
+
+Everything shares one asyncio event loop. ``Gateway`` is what ``statusgate serve`` runs
+and what the tests start on port 0, so tests drive exactly what production runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from statusgate.config import Settings, split_host_port
+from statusgate.core.hub import Hub
+from statusgate.core.pipeline import Pipeline
+from statusgate.rpc.server import RpcServer
+from statusgate.rpc.service import StatusService
+from statusgate.store.base import Store
+from statusgate.store.factory import open_store
+from statusgate.web.auth import build_verifier
+from statusgate.web.metrics import Metrics
+from statusgate.web.routes import build_web_app
+from statusgate.web.webhooks import WebhookReceiver
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BoundPorts:
+    http: int
+    grpc: int
+
+
+class Gateway:
+    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+        self.settings = settings
+        # Verifiers resolve their secrets now: a missing one fails start-up, not a webhook.
+        self._verifiers = {sid: build_verifier(s.auth) for sid, s in settings.sources.items()}
+        self.store = store if store is not None else open_store(settings.store)
+        self.hub = Hub(self.store)
+        self.pipeline = Pipeline(self.store, self.hub)
+        self.metrics = Metrics()
+        self._runner: web.AppRunner | None = None
+        self._rpc: RpcServer | None = None
+        self._stopped = asyncio.Event()
+
+    async def start(self) -> BoundPorts:
+        await self.store.open()
+        await self.hub.start()
+        receiver = WebhookReceiver(
+            self.settings.sources,
+            self._verifiers,
+            self.pipeline,
+            self.metrics,
+            self.settings.max_body_bytes,
+        )
+        app = build_web_app(receiver, self.store, self.metrics, self.settings.max_body_bytes)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        host, port = split_host_port(self.settings.http)
+        site = web.TCPSite(self._runner, host, port, shutdown_timeout=self._grace)
+        await site.start()
+        http_port = _bound_port(site)
+
+        service = StatusService(self.store, self.hub, list(self.settings.sources))
+        self._rpc = RpcServer(service)
+        grpc_port = await self._rpc.start(self.settings.grpc)
+        log.info(
+            "statusgate serving: http port %d, grpc port %d, store %s, sources %s",
+            http_port,
+            grpc_port,
+            self.settings.store.split(":", 1)[0],  # the scheme only: URLs may hold passwords
+            sorted(self.settings.sources),
+        )
+        return BoundPorts(http=http_port, grpc=grpc_port)
+
+    @property
+    def _grace(self) -> float:
+        return self.settings.shutdown_grace_seconds
+
+    async def stop(self) -> None:
+        """Graceful: stop taking new work, let in-flight webhooks and RPCs finish within
+        the grace period, then close the hub (ending Watch streams) and the store."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        rpc_stop = self._rpc.stop(self._grace) if self._rpc else asyncio.sleep(0)
+        http_stop = self._runner.cleanup() if self._runner else asyncio.sleep(0)
+        # Watch streams never end on their own; closing the hub ends them so the gRPC
+        # grace period is spent on unary calls, not on waiting for streams.
+        await self.hub.close()
+        await asyncio.gather(rpc_stop, http_stop)
+        with contextlib.suppress(Exception):
+            await self.store.close()
+        log.info("statusgate stopped")
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+
+def _bound_port(site: web.TCPSite) -> int:
+    server = site._server  # aiohttp exposes no public accessor for the bound socket
+    if server is None or not getattr(server, "sockets", None):
+        raise OSError("the HTTP listener did not bind")
+    port: int = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return port

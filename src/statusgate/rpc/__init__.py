@@ -1,0 +1,1 @@
+"""The gRPC side: StatusService, its server, errors and interceptors."""

@@ -1,0 +1,59 @@
+"""The grpc.aio server: StatusService, health and reflection on one port."""
+
+from __future__ import annotations
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from statusgate.rpc.service import StatusService
+from statusgate.v1 import status_pb2, status_service_pb2_grpc
+
+SERVICE_NAME = status_pb2.DESCRIPTOR.package + ".StatusService"
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+# Keepalive pings hold idle Watch streams open through load balancers that drop quiet
+# connections, and let the server notice clients that vanished.
+_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ("grpc.http2.max_pings_without_data", 0),
+]
+
+
+class RpcServer:
+    def __init__(self, service: StatusService) -> None:
+        self.server = grpc.aio.server(options=_OPTIONS)
+        status_service_pb2_grpc.add_StatusServiceServicer_to_server(service, self.server)
+        self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+        )
+        self.port = 0
+
+    async def start(self, address: str) -> int:
+        """Listen on HOST:PORT (port 0 picks a free one); returns the bound port."""
+        self.port = self.server.add_insecure_port(address)
+        if self.port == 0:
+            raise OSError(f"cannot listen for gRPC on {address}")
+        await self.server.start()
+        await self.set_serving(True)
+        return self.port
+
+    async def set_serving(self, serving: bool) -> None:
+        state = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for service in ("", SERVICE_NAME):
+            await self.health.set(service, state)
+
+    async def stop(self, grace: float) -> None:
+        await self.set_serving(False)
+        await self.server.stop(grace)

@@ -1,0 +1,241 @@
+"""StatusService: the read API, Watch streams and WaitStatus over the store and the hub."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from typing import Any, TypeVar
+
+import grpc
+
+from statusgate.core.filters import matches, to_query, validate_filter
+from statusgate.core.hub import Hub
+from statusgate.core.names import InvalidNameError, parse_name, parse_source_parent
+from statusgate.rpc import paging
+from statusgate.rpc.errors import abort
+from statusgate.store.base import StatusQuery, Store, StoreUnavailableError
+from statusgate.v1 import status_pb2 as pb
+from statusgate.v1 import status_service_pb2_grpc as pb_grpc
+
+MAX_BATCH_GET = 1000
+Context = grpc.aio.ServicerContext[Any, Any]
+T = TypeVar("T")
+
+
+class StatusService(pb_grpc.StatusServiceServicer):
+    def __init__(self, store: Store, hub: Hub, sources: Sequence[str]) -> None:
+        self._store = store
+        self._hub = hub
+        self._sources = frozenset(sources)
+
+    async def GetStatus(self, request: pb.GetStatusRequest, context: Context) -> pb.Status:
+        await self._check_name(request.name, context)
+        status = await self._guard(context, self._store.get_status(request.name))
+        if status is None:
+            await abort(
+                context,
+                grpc.StatusCode.NOT_FOUND,
+                f"{request.name} is not known",
+                "STATUS_NOT_FOUND",
+            )
+        return status
+
+    async def BatchGetStatuses(
+        self, request: pb.BatchGetStatusesRequest, context: Context
+    ) -> pb.BatchGetStatusesResponse:
+        if len(request.names) > MAX_BATCH_GET:
+            await abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"at most {MAX_BATCH_GET} names per call",
+                "TOO_MANY_NAMES",
+            )
+        for name in request.names:
+            await self._check_name(name, context)
+        found = await self._guard(context, self._store.get_statuses(list(request.names)))
+        return pb.BatchGetStatusesResponse(
+            statuses=[found[n] for n in request.names if n in found],
+            missing_names=[n for n in request.names if n not in found],
+        )
+
+    async def ListStatuses(
+        self, request: pb.ListStatusesRequest, context: Context
+    ) -> pb.ListStatusesResponse:
+        try:
+            validate_filter(request.filter)
+            limit = paging.page_size(request.page_size)
+            after = paging.decode(request, request.page_token) or ""
+            query, within = self._list_query(request)
+        except (InvalidNameError, ValueError) as error:
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(error), "INVALID_ARGUMENT")
+        if query is None:
+            return pb.ListStatusesResponse()
+        # One extra row tells whether another page exists without a second query.
+        rows = await self._guard(
+            context, self._store.list_statuses(query, after_name=after, limit=limit + 1)
+        )
+        more = len(rows) > limit
+        page = rows[:limit]
+        response = pb.ListStatusesResponse(statuses=[s for s in page if s.name != within])
+        if more:
+            response.next_page_token = paging.encode(request, page[-1].name)
+        return response
+
+    def _list_query(self, request: pb.ListStatusesRequest) -> tuple[StatusQuery | None, str]:
+        parent = request.parent
+        status_filter = pb.StatusFilter()
+        status_filter.CopyFrom(request.filter)
+        if not parent:
+            return to_query(status_filter), ""
+        source = parse_source_parent(parent)
+        if source is not None:
+            if status_filter.sources and source not in status_filter.sources:
+                return None, ""
+            del status_filter.sources[:]
+            status_filter.sources.append(source)
+            return to_query(status_filter), ""
+        parse_name(parent)
+        return to_query(status_filter, within=parent), parent
+
+    async def ListStatusEvents(
+        self, request: pb.ListStatusEventsRequest, context: Context
+    ) -> pb.ListStatusEventsResponse:
+        await self._check_name(request.name, context)
+        try:
+            limit = paging.page_size(request.page_size)
+            after = int(paging.decode(request, request.page_token) or 0)
+        except ValueError as error:
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(error), "INVALID_ARGUMENT")
+        events = await self._guard(
+            context,
+            self._store.list_events(request.name, after_sequence=after, limit=limit + 1),
+        )
+        if not events and not after and await self._store.get_status(request.name) is None:
+            await abort(
+                context,
+                grpc.StatusCode.NOT_FOUND,
+                f"{request.name} is not known",
+                "STATUS_NOT_FOUND",
+            )
+        response = pb.ListStatusEventsResponse(events=events[:limit])
+        if len(events) > limit:
+            response.next_page_token = paging.encode(request, events[limit - 1].sequence)
+        return response
+
+    async def WatchStatuses(
+        self, request: pb.WatchStatusesRequest, context: Context
+    ) -> AsyncIterator[pb.WatchStatusesResponse]:
+        try:
+            validate_filter(request.filter)
+        except InvalidNameError as error:
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(error), "INVALID_NAME")
+        after = request.after_sequence if request.HasField("after_sequence") else None
+        status_filter = request.filter
+        subscription = self._hub.subscribe(after)
+        try:
+            async for batch in subscription:
+                if not batch:
+                    yield pb.WatchStatusesResponse(caught_up=True)
+                    continue
+                events = [e for e in batch if matches(status_filter, e.status)]
+                if events:
+                    yield pb.WatchStatusesResponse(events=events)
+            # The hub only ends when the gateway shuts down; say so, so the client
+            # resumes elsewhere instead of taking the end of the stream as final.
+            await abort(context, grpc.StatusCode.UNAVAILABLE,
+                        "the gateway is shutting down; resume from the last sequence received",
+                        "SHUTTING_DOWN")
+        except StoreUnavailableError:
+            await abort(
+                context,
+                grpc.StatusCode.UNAVAILABLE,
+                "the store is unavailable; resume from the last sequence received",
+                "STORE_UNAVAILABLE",
+            )
+        finally:
+            await subscription.aclose()  # type: ignore[attr-defined]
+
+    async def PollStatuses(
+        self, request: pb.PollStatusesRequest, context: Context
+    ) -> pb.PollStatusesResponse:
+        await abort(
+            context,
+            grpc.StatusCode.UNIMPLEMENTED,
+            "PollStatuses is not available yet",
+            "NOT_IMPLEMENTED",
+        )
+
+    async def WaitStatus(self, request: pb.WaitStatusRequest, context: Context) -> pb.Status:
+        await self._check_name(request.name, context)
+        condition = request.condition.WhichOneof("condition")
+        if condition is None:
+            await abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "condition must be terminal, ready_to_fetch or states",
+                "INVALID_CONDITION",
+            )
+        # Subscribe before reading, so a change between the read and the wait is seen.
+        subscription = self._hub.subscribe(self._hub.last_sequence)
+        try:
+            status = await self._guard(context, self._store.get_status(request.name))
+            if status is not None and condition_holds(request.condition, status):
+                return status
+            timeout = context.time_remaining()
+            try:
+                async with asyncio.timeout(timeout):
+                    async for batch in subscription:
+                        for event in batch:
+                            if event.status.name == request.name and condition_holds(
+                                request.condition, event.status
+                            ):
+                                return event.status
+            except TimeoutError:
+                pass
+            await abort(
+                context,
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                f"{request.name} did not reach the condition in time",
+                "WAIT_TIMEOUT",
+            )
+        finally:
+            with contextlib.suppress(Exception):
+                await subscription.aclose()  # type: ignore[attr-defined]
+
+    # --- helpers ---------------------------------------------------------------------
+
+    async def _check_name(self, name: str, context: Context) -> None:
+        try:
+            parsed = parse_name(name)
+        except InvalidNameError as error:
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(error), "INVALID_NAME")
+        if parsed.source not in self._sources:
+            await abort(
+                context,
+                grpc.StatusCode.NOT_FOUND,
+                f"source {parsed.source!r} is not configured",
+                "SOURCE_NOT_FOUND",
+            )
+
+    async def _guard(self, context: Context, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except StoreUnavailableError:
+            await abort(
+                context,
+                grpc.StatusCode.UNAVAILABLE,
+                "the store is unavailable",
+                "STORE_UNAVAILABLE",
+            )
+
+
+def condition_holds(condition: pb.WaitCondition, status: pb.Status) -> bool:
+    which = condition.WhichOneof("condition")
+    if which == "terminal":
+        return status.terminal
+    if which == "ready_to_fetch":
+        return status.ready_to_fetch
+    if which == "states":
+        return status.state in condition.states.states
+    return False

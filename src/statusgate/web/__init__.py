@@ -1,0 +1,1 @@
+"""The aiohttp front door: webhooks in, health and metrics out."""

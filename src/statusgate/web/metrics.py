@@ -1,0 +1,38 @@
+"""Prometheus metrics, one registry per gateway (tests run several in one process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.webhooks = Counter(
+            "statusgate_webhooks",
+            "Webhook deliveries by source and outcome.",
+            ["source", "outcome"],
+            registry=self.registry,
+        )
+        self.auth_failures = Counter(
+            "statusgate_webhook_auth_failures",
+            "Webhook deliveries refused by the source's authentication.",
+            ["source"],
+            registry=self.registry,
+        )
+        self.events = Counter(
+            "statusgate_events",
+            "Status events applied, by source and origin.",
+            ["source", "origin"],
+            registry=self.registry,
+        )
+        self.ack_seconds = Histogram(
+            "statusgate_webhook_ack_seconds",
+            "Time from a webhook's arrival to its durable acknowledgement.",
+            ["source"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,36 @@
+"""The HTTP application: webhooks, liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from statusgate.store.base import Store
+from statusgate.web.metrics import Metrics
+from statusgate.web.webhooks import WebhookReceiver
+
+
+def build_web_app(
+    receiver: WebhookReceiver, store: Store, metrics: Metrics, max_body_bytes: int
+) -> web.Application:
+    # aiohttp refuses larger bodies itself while reading, chunked ones included.
+    app = web.Application(client_max_size=max_body_bytes)
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(_: web.Request) -> web.Response:
+        if await store.ready():
+            return web.json_response({"status": "ready"})
+        return web.json_response({"status": "store unavailable"}, status=503)
+
+    async def metrics_handler(_: web.Request) -> web.Response:
+        response = web.Response(body=metrics.render())
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
+    app.router.add_post("/webhooks/{source}", receiver.handle)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_handler)
+    return app
