@@ -58,10 +58,12 @@ class Gateway:
             self.settings.max_body_bytes,
         )
         app = build_web_app(receiver, self.store, self.metrics, self.settings.max_body_bytes)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=self._grace
+        )
         await self._runner.setup()
         host, port = split_host_port(self.settings.http)
-        site = web.TCPSite(self._runner, host, port, shutdown_timeout=self._grace)
+        site = web.TCPSite(self._runner, host, port)
         await site.start()
         http_port = _bound_port(site)
 
@@ -105,5 +107,5 @@ def _bound_port(site: web.TCPSite) -> int:
     server = site._server  # aiohttp exposes no public accessor for the bound socket
     if server is None or not getattr(server, "sockets", None):
         raise OSError("the HTTP listener did not bind")
-    port: int = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port: int = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
     return port

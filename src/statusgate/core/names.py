@@ -29,7 +29,7 @@ NESTED: dict[tuple[str, str], Kind.ValueType] = {
 
 _SOURCE_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 # Provider ids are opaque; only what would break the name's structure is refused.
-_ID_RE = re.compile(r"^[^/\s]{1,256}$")
+_ID_RE = re.compile(r"[^/\s]{1,256}")
 
 
 class InvalidNameError(ValueError):
@@ -102,7 +102,7 @@ def _validated(source: str, pairs: tuple[tuple[str, str], ...]) -> ResourceName:
     if len(pairs) == 2 and (top, pairs[1][0]) not in NESTED:
         raise InvalidNameError(f"{top!r} has no child collection {pairs[1][0]!r}")
     for _, id_ in pairs:
-        if not _ID_RE.match(id_):
+        if not _ID_RE.fullmatch(id_):
             raise InvalidNameError(f"invalid id {id_!r}: 1-256 characters, no '/' or spaces")
     return ResourceName(source, pairs)
 

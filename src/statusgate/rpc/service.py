@@ -143,9 +143,12 @@ class StatusService(pb_grpc.StatusServiceServicer):
                     yield pb.WatchStatusesResponse(events=events)
             # The hub only ends when the gateway shuts down; say so, so the client
             # resumes elsewhere instead of taking the end of the stream as final.
-            await abort(context, grpc.StatusCode.UNAVAILABLE,
-                        "the gateway is shutting down; resume from the last sequence received",
-                        "SHUTTING_DOWN")
+            await abort(
+                context,
+                grpc.StatusCode.UNAVAILABLE,
+                "the gateway is shutting down; resume from the last sequence received",
+                "SHUTTING_DOWN",
+            )
         except StoreUnavailableError:
             await abort(
                 context,

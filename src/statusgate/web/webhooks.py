@@ -107,7 +107,9 @@ class WebhookReceiver:
             self._count(source_id, "unavailable")
             log.error("webhook not stored, store unavailable: source=%s", source_id)
             return _error(
-                503, "store_unavailable", "the delivery was not stored; retry later",
+                503,
+                "store_unavailable",
+                "the delivery was not stored; retry later",
                 headers={"Retry-After": RETRY_AFTER_SECONDS},
             )
         self._metrics.ack_seconds.labels(source_id).observe(time.perf_counter() - started)
@@ -127,25 +129,19 @@ class WebhookReceiver:
         return web.json_response(
             {
                 "delivery_id": result.delivery_id,
-                "events": [
-                    {"sequence": e.sequence, "name": e.status.name} for e in result.events
-                ],
+                "events": [{"sequence": e.sequence, "name": e.status.name} for e in result.events],
             }
         )
 
     def _too_large(self, source_id: str) -> web.Response:
         self._count(source_id, "too_large")
-        return _error(
-            413, "body_too_large", f"the body exceeds {self._max_body_bytes} bytes"
-        )
+        return _error(413, "body_too_large", f"the body exceeds {self._max_body_bytes} bytes")
 
     def _count(self, source_id: str, outcome: str) -> None:
         self._metrics.webhooks.labels(source_id, outcome).inc()
 
 
-def _normalize(
-    source: SourceConfig, body: bytes
-) -> tuple[DeliveryVerdict, list[Status], str]:
+def _normalize(source: SourceConfig, body: bytes) -> tuple[DeliveryVerdict, list[Status], str]:
     try:
         payload: Any = json.loads(body)
     except (ValueError, UnicodeDecodeError) as error:

@@ -1,16 +1,5 @@
-"""Banqware adapter (placeholder until its mapping lands)."""
+"""banqware PSD2 API Hub: session, first-transactions-page and PIS payment callbacks."""
 
-from __future__ import annotations
+from statusgate.providers.banqware.adapter import BanqwareAdapter
 
-from typing import ClassVar
-
-from statusgate.config import SourceConfig
-from statusgate.providers.base import JSONObject, UnknownShapeError
-from statusgate.v1.status_pb2 import Provider, Status
-
-
-class BanqwareAdapter:
-    provider: ClassVar[Provider.ValueType] = Provider.PROVIDER_BANQWARE
-
-    def normalize(self, source: SourceConfig, payload: JSONObject) -> list[Status]:
-        raise UnknownShapeError("no mapping yet")
+__all__ = ["BanqwareAdapter"]

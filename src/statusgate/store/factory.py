@@ -1,0 +1,52 @@
+"""Choose the store implementation from the configured URL (DESIGN.md §7)."""
+
+from __future__ import annotations
+
+from statusgate.store.base import Store
+from statusgate.store.sqlite import SqliteStore
+
+ACCEPTED = "sqlite:///relative/path, sqlite:////absolute/path, postgresql://..."
+
+
+def open_store(url: str) -> Store:
+    """The store for ``url``, not yet opened: the caller awaits ``store.open()``.
+
+    ``sqlite:///`` is followed by the path, so ``sqlite:///./statusgate.db`` is relative
+    to the working directory and ``sqlite:////var/lib/statusgate.db`` is absolute.
+    """
+    scheme, separator, rest = url.partition("://")
+    scheme = scheme.lower()
+    if not separator:
+        raise ValueError(f"store URL {url!r} has no scheme; accepted: {ACCEPTED}")
+    if scheme == "sqlite":
+        return SqliteStore(_sqlite_path(url, rest))
+    if scheme in ("postgresql", "postgres"):
+        raise ValueError(f"store URL {_redacted(url)!r}: the PostgreSQL store is not available yet")
+    raise ValueError(f"unknown store URL scheme {scheme!r}; accepted: {ACCEPTED}")
+
+
+def _sqlite_path(url: str, rest: str) -> str:
+    if not rest.startswith("/"):
+        raise ValueError(
+            f"store URL {url!r}: a SQLite URL has no host; use sqlite:///relative/path"
+            " or sqlite:////absolute/path"
+        )
+    path = rest[1:]
+    if not path or path.endswith("/"):
+        raise ValueError(f"store URL {url!r} does not name a database file")
+    if path == ":memory:":
+        # Readers use their own connections, which could not see a private in-memory DB.
+        raise ValueError("an in-memory SQLite store is not supported; name a file")
+    if "?" in path or "#" in path:
+        raise ValueError(f"store URL {url!r}: SQLite URL parameters are not supported")
+    return path
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, which must never reach an error message or a log."""
+    scheme, _, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at:
+        return url
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url

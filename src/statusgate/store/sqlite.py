@@ -1,0 +1,321 @@
+"""The embedded store: one SQLite file in WAL mode, written with group commit.
+
+``ingest`` queues its request and awaits a future. One writer task takes everything that
+is pending (up to ``max_batch``) and runs it as one transaction in the single writer
+thread; while that batch syncs, new requests queue up for the next one, so N concurrent
+webhooks cost one fsync instead of N. Reads run in a small pool of threads with one
+read-only connection each, which WAL lets proceed while the writer commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import functools
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TypeVar
+
+from statusgate.store import sqlite_queries as queries
+from statusgate.store.base import (
+    Delivery,
+    DeliveryVerdict,
+    IngestRequest,
+    IngestResult,
+    StatusQuery,
+    StoreUnavailableError,
+)
+from statusgate.store.sqlite_writer import SqliteWriter
+from statusgate.v1.status_pb2 import Status, StatusEvent
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+
+@dataclass(slots=True)
+class _Pending:
+    request: IngestRequest
+    future: asyncio.Future[IngestResult]
+
+
+class SqliteStore:
+    """``Store`` on a SQLite file.
+
+    ``commits`` counts committed ingest transactions (batches); with concurrent ingests
+    it stays well below the number of requests, which is the point of group commit.
+    ``before_commit`` is a test hook run in the writer thread just before each COMMIT.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout_ms: int = 5000,
+        max_batch: int = 512,
+        read_threads: int = 2,
+        cache_size: int = 100_000,
+        probe_interval: float = 1.0,
+    ) -> None:
+        if max_batch < 1 or read_threads < 1 or cache_size < 0 or probe_interval <= 0:
+            raise ValueError(
+                "max_batch, read_threads and probe_interval must be positive,"
+                " cache_size not negative"
+            )
+        self.path = Path(path)
+        self.commits = 0
+        self._busy_timeout_ms = busy_timeout_ms
+        self._max_batch = max_batch
+        self._read_threads = read_threads
+        self._probe_interval = probe_interval
+        self._writer = SqliteWriter(
+            self.path, busy_timeout_ms=busy_timeout_ms, cache_size=cache_size
+        )
+        self._state = "new"  # -> "open" -> "closing" -> "closed"
+        self._healthy = False
+        self._pending: collections.deque[_Pending] = collections.deque()
+        self._wakeup = asyncio.Event()
+        self._writer_task: asyncio.Task[None] | None = None
+        self._writer_pool: ThreadPoolExecutor | None = None
+        self._read_pool: ThreadPoolExecutor | None = None
+        self._local = threading.local()
+        self._read_conns: list[sqlite3.Connection] = []
+        self._read_conns_lock = threading.Lock()
+
+    @property
+    def before_commit(self) -> Callable[[], None] | None:
+        return self._writer.before_commit
+
+    @before_commit.setter
+    def before_commit(self, hook: Callable[[], None] | None) -> None:
+        self._writer.before_commit = hook
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._state != "new":
+            raise RuntimeError(f"the store is {self._state}; a SqliteStore opens once")
+        loop = asyncio.get_running_loop()
+        self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+        try:
+            await loop.run_in_executor(self._writer_pool, self._writer.open)
+        except BaseException as exc:
+            self._writer_pool.shutdown(wait=False)
+            self._state = "closed"
+            if isinstance(exc, sqlite3.Error | OSError):
+                raise StoreUnavailableError(f"cannot open SQLite store {self.path}: {exc}") from exc
+            raise
+        self._read_pool = ThreadPoolExecutor(self._read_threads, thread_name_prefix="sqlite-read")
+        self._healthy = True
+        self._state = "open"
+        self._writer_task = asyncio.create_task(self._run_writer(), name="sqlite-writer")
+
+    async def close(self) -> None:
+        if self._state != "open":
+            return
+        # New ingests are refused from here on; the writer drains what is queued.
+        self._state = "closing"
+        self._wakeup.set()
+        if self._writer_task is not None:
+            await self._writer_task
+        assert self._writer_pool is not None and self._read_pool is not None
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._writer_pool, self._writer.close)
+        finally:
+            # Shutting down waits for running reads; do it off the event loop.
+            await asyncio.to_thread(self._writer_pool.shutdown)
+            await asyncio.to_thread(self._read_pool.shutdown)
+            with self._read_conns_lock:
+                for conn in self._read_conns:
+                    conn.close()
+                self._read_conns.clear()
+            self._healthy = False
+            self._state = "closed"
+
+    async def ready(self) -> bool:
+        return (
+            self._state == "open"
+            and self._writer_task is not None
+            and not self._writer_task.done()
+            and self._healthy
+        )
+
+    # --- writes ----------------------------------------------------------------------
+
+    async def ingest(self, request: IngestRequest) -> IngestResult:
+        if self._state != "open" or self._writer_task is None or self._writer_task.done():
+            raise StoreUnavailableError(f"the SQLite store is {self._state}")
+        future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(request, future))
+        self._wakeup.set()
+        # A cancelled caller does not withdraw the request: it may already be in a
+        # batch, and committing a delivery nobody waits for is harmless.
+        return await future
+
+    async def _run_writer(self) -> None:
+        try:
+            while True:
+                if not self._pending:
+                    if self._state != "open":
+                        return
+                    await self._wait_for_work()
+                    continue
+                count = min(len(self._pending), self._max_batch)
+                await self._commit([self._pending.popleft() for _ in range(count)])
+        finally:
+            # Only reached early through a bug or cancellation: never leave a caller
+            # waiting on a future nobody will resolve.
+            while self._pending:
+                _fail(self._pending.popleft().future, "the SQLite writer stopped")
+
+    async def _wait_for_work(self) -> None:
+        self._wakeup.clear()
+        if self._healthy:
+            await self._wakeup.wait()
+            return
+        # Not ready means no traffic (load balancers stop sending it), so the writer
+        # itself probes until a commit succeeds again.
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), self._probe_interval)
+        except TimeoutError:
+            await self._probe()
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        assert self._writer_pool is not None
+        loop = asyncio.get_running_loop()
+        requests = [pending.request for pending in batch]
+        try:
+            outcomes = await loop.run_in_executor(
+                self._writer_pool, self._writer.commit_batch, requests
+            )
+        except Exception as exc:
+            self._healthy = False
+            log.error("SQLite commit of %d requests failed: %s", len(batch), exc)
+            for pending in batch:
+                _fail(pending.future, f"SQLite commit failed: {exc}", cause=exc)
+            return
+        self._healthy = True
+        self.commits += 1
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            if pending.future.done():  # the caller was cancelled
+                continue
+            if isinstance(outcome, Exception):
+                pending.future.set_exception(outcome)
+            else:
+                pending.future.set_result(outcome)
+
+    async def _probe(self) -> None:
+        assert self._writer_pool is not None
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._writer_pool, self._writer.probe)
+        except Exception as exc:
+            log.warning("SQLite store still cannot commit: %s", exc)
+        else:
+            log.info("SQLite store can commit again")
+            self._healthy = True
+
+    # --- reads -----------------------------------------------------------------------
+
+    async def get_status(self, name: str) -> Status | None:
+        return await self._read(queries.get_status, name)
+
+    async def get_statuses(self, names: Sequence[str]) -> dict[str, Status]:
+        if not names:
+            return {}
+        return await self._read(queries.get_statuses, names)
+
+    async def list_statuses(
+        self, query: StatusQuery, *, after_name: str = "", limit: int = 100
+    ) -> list[Status]:
+        _check_limit(limit)
+        return await self._read(
+            functools.partial(queries.list_statuses, after_name=after_name, limit=limit), query
+        )
+
+    async def list_events(
+        self, name: str, *, after_sequence: int = 0, limit: int = 100
+    ) -> list[StatusEvent]:
+        _check_limit(limit)
+        return await self._read(
+            functools.partial(queries.list_events, after_sequence=after_sequence, limit=limit),
+            name,
+        )
+
+    async def read_events(self, *, after_sequence: int, limit: int) -> list[StatusEvent]:
+        _check_limit(limit)
+        return await self._read(
+            functools.partial(queries.read_events, after_sequence=after_sequence, limit=limit)
+        )
+
+    async def last_sequence(self) -> int:
+        return await self._read(queries.last_sequence)
+
+    async def list_deliveries(
+        self,
+        verdicts: Sequence[DeliveryVerdict],
+        *,
+        source: str | None = None,
+        since: datetime | None = None,
+        after_id: str = "",
+        limit: int = 100,
+    ) -> list[Delivery]:
+        _check_limit(limit)
+        return await self._read(
+            functools.partial(
+                queries.list_deliveries,
+                source=source,
+                since=since,
+                after_id=after_id,
+                limit=limit,
+            ),
+            verdicts,
+        )
+
+    async def _read(self, query: Callable[..., _T], *args: object) -> _T:
+        if self._state != "open" or self._read_pool is None:
+            raise StoreUnavailableError(f"the SQLite store is {self._state}")
+        loop = asyncio.get_running_loop()
+        try:
+            running = loop.run_in_executor(
+                self._read_pool, functools.partial(self._in_reader, query, *args)
+            )
+        except RuntimeError as exc:  # the pool was shut down by a concurrent close()
+            raise StoreUnavailableError("the SQLite store is closed") from exc
+        try:
+            return await running
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailableError(f"SQLite read failed: {exc}") from exc
+
+    def _in_reader(self, query: Callable[..., _T], *args: object) -> _T:
+        """Run ``query`` on this reader thread's own connection, opened on first use."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = queries.connect(self.path, busy_timeout_ms=self._busy_timeout_ms, read_only=True)
+            self._local.conn = conn
+            with self._read_conns_lock:
+                self._read_conns.append(conn)
+        return query(conn, *args)
+
+
+def _check_limit(limit: int) -> None:
+    if limit < 1:
+        raise ValueError(f"limit must be positive, not {limit}")
+
+
+def _fail(
+    future: asyncio.Future[IngestResult], message: str, cause: Exception | None = None
+) -> None:
+    if future.done():
+        return
+    # One exception per future: a shared instance would collect every awaiter's traceback.
+    error = StoreUnavailableError(message)
+    error.__cause__ = cause
+    future.set_exception(error)

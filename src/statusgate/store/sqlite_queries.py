@@ -1,0 +1,212 @@
+"""SQLite connections, row codecs and the read queries of ``SqliteStore``.
+
+Every function here takes a ``sqlite3.Connection`` and runs synchronously: the store
+calls them in its reader threads (one connection each) so the event loop never waits on
+disk. WAL mode lets them run while the writer commits.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from statusgate.store.base import Delivery, DeliveryVerdict, StatusQuery
+from statusgate.v1.status_pb2 import Status, StatusEvent
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Stay well below SQLite's limit on bound parameters in one statement.
+_MAX_PARAMS = 500
+
+
+def connect(path: Path, *, busy_timeout_ms: int, read_only: bool = False) -> sqlite3.Connection:
+    """A connection in autocommit mode, so transactions are exactly the BEGIN/COMMIT the
+    store issues (the sqlite3 module's implicit transactions would hide them)."""
+    conn = sqlite3.connect(
+        path,
+        isolation_level=None,
+        timeout=busy_timeout_ms / 1000,
+        # Reader connections are closed by whichever thread runs close(), after their
+        # pool has stopped; the writer connection never leaves its thread.
+        check_same_thread=not read_only,
+    )
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    if read_only:
+        conn.execute("PRAGMA query_only = ON")
+    return conn
+
+
+def to_micros(value: datetime) -> int:
+    """UTC microseconds since the epoch; a naive datetime is taken as UTC (never local
+    time, which ``datetime.timestamp`` would assume)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return (value - _EPOCH) // timedelta(microseconds=1)
+
+
+def from_micros(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def decode_status(data: bytes) -> Status:
+    status = Status()
+    status.ParseFromString(data)
+    return status
+
+
+def decode_event(data: bytes) -> StatusEvent:
+    event = StatusEvent()
+    event.ParseFromString(data)
+    return event
+
+
+def _placeholders(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+def get_status(conn: sqlite3.Connection, name: str) -> Status | None:
+    row = conn.execute("SELECT data FROM statuses WHERE name = ?", (name,)).fetchone()
+    return decode_status(row[0]) if row is not None else None
+
+
+def get_statuses(conn: sqlite3.Connection, names: Sequence[str]) -> dict[str, Status]:
+    found: dict[str, Status] = {}
+    unique = list(dict.fromkeys(names))
+    for start in range(0, len(unique), _MAX_PARAMS):
+        chunk = unique[start : start + _MAX_PARAMS]
+        rows = conn.execute(
+            f"SELECT name, data FROM statuses WHERE name IN ({_placeholders(len(chunk))})",  # noqa: S608
+            chunk,
+        )
+        found.update((name, decode_status(data)) for name, data in rows)
+    return found
+
+
+def status_query_sql(
+    query: StatusQuery, *, after_name: str, limit: int
+) -> tuple[str, list[str | int]]:
+    """The SELECT for ``list_statuses``: every set field of the query is one AND-ed
+    clause; values are always bound, never formatted into the SQL."""
+    clauses: list[str] = []
+    params: list[str | int] = []
+
+    def any_of(column: str, values: Sequence[str] | Sequence[int]) -> None:
+        clauses.append(f"{column} IN ({_placeholders(len(values))})")
+        params.extend(values)
+
+    if query.sources:
+        any_of("source", query.sources)
+    if query.names:
+        any_of("name", query.names)
+    if query.name_prefixes:
+        # Whole-segment prefixes as index-friendly ranges: every name below p + "/" sorts
+        # in [p + "/", p + "0") because "0" is the character after "/" (BINARY collation
+        # compares UTF-8 bytes, i.e. code points). Unlike LIKE this needs no escaping of
+        # "%" and "_" in provider ids and is case-sensitive.
+        alternatives = []
+        for prefix in query.name_prefixes:
+            base = prefix.rstrip("/")
+            alternatives.append("(name = ? OR (name >= ? AND name < ?))")
+            # Equality with the prefix as given, like core.names.name_has_prefix: a
+            # trailing "/" selects the descendants only.
+            params.extend((prefix, base + "/", base + "0"))
+        clauses.append("(" + " OR ".join(alternatives) + ")")
+    if query.kinds:
+        any_of("kind", [int(kind) for kind in query.kinds])
+    if query.states:
+        any_of("state", [int(state) for state in query.states])
+    if query.terminal is not None:
+        clauses.append("terminal = ?")
+        params.append(int(query.terminal))
+    if query.updated_before is not None:
+        clauses.append("updated_at < ?")
+        params.append(to_micros(query.updated_before))
+    if after_name:
+        clauses.append("name > ?")
+        params.append(after_name)
+    where = " AND ".join(clauses) if clauses else "1"
+    params.append(limit)
+    return f"SELECT data FROM statuses WHERE {where} ORDER BY name LIMIT ?", params  # noqa: S608
+
+
+def list_statuses(
+    conn: sqlite3.Connection, query: StatusQuery, *, after_name: str, limit: int
+) -> list[Status]:
+    sql, params = status_query_sql(query, after_name=after_name, limit=limit)
+    return [decode_status(data) for (data,) in conn.execute(sql, params)]
+
+
+def list_events(
+    conn: sqlite3.Connection, name: str, *, after_sequence: int, limit: int
+) -> list[StatusEvent]:
+    rows = conn.execute(
+        "SELECT data FROM events WHERE name = ? AND sequence > ? ORDER BY sequence LIMIT ?",
+        (name, after_sequence, limit),
+    )
+    return [decode_event(data) for (data,) in rows]
+
+
+def read_events(conn: sqlite3.Connection, *, after_sequence: int, limit: int) -> list[StatusEvent]:
+    # One writer commits batches in sequence order, so whatever a reader sees is a
+    # prefix of the sequence: no gap can hide behind a later commit.
+    rows = conn.execute(
+        "SELECT data FROM events WHERE sequence > ? ORDER BY sequence LIMIT ?",
+        (after_sequence, limit),
+    )
+    return [decode_event(data) for (data,) in rows]
+
+
+def last_sequence(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT COALESCE(MAX(sequence), 0) FROM events").fetchone()
+    return int(row[0])
+
+
+def list_deliveries(
+    conn: sqlite3.Connection,
+    verdicts: Sequence[DeliveryVerdict],
+    *,
+    source: str | None,
+    since: datetime | None,
+    after_id: str,
+    limit: int,
+) -> list[Delivery]:
+    """Oldest first, by (received_at, id); ``after_id`` continues after that delivery.
+    No verdicts means any verdict."""
+    clauses: list[str] = []
+    params: list[str | int] = []
+    if verdicts:
+        clauses.append(f"verdict IN ({_placeholders(len(verdicts))})")
+        params.extend(str(verdict) for verdict in verdicts)
+    if source is not None:
+        clauses.append("source = ?")
+        params.append(source)
+    if since is not None:
+        clauses.append("received_at >= ?")
+        params.append(to_micros(since))
+    if after_id:
+        # Keyset paging on (received_at, id); an unknown after_id yields nothing rather
+        # than silently restarting from the beginning.
+        clauses.append("(received_at, id) > ((SELECT received_at FROM deliveries WHERE id = ?), ?)")
+        params.extend((after_id, after_id))
+    where = " AND ".join(clauses) if clauses else "1"
+    params.append(limit)
+    rows = conn.execute(
+        "SELECT id, source, received_at, verdict, detail, headers, body FROM deliveries"  # noqa: S608
+        f" WHERE {where} ORDER BY received_at, id LIMIT ?",
+        params,
+    )
+    return [
+        Delivery(
+            id=id_,
+            source=source_,
+            received_at=from_micros(received_at),
+            body=bytes(body),
+            headers=json.loads(headers),
+            verdict=DeliveryVerdict(verdict),
+            detail=detail,
+        )
+        for id_, source_, received_at, verdict, detail, headers, body in rows
+    ]

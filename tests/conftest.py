@@ -1,0 +1,74 @@
+"""Real gateways on port 0, driven the way a client would: HTTP webhooks in, gRPC out."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import grpc
+import pytest
+
+from statusgate.app import BoundPorts, Gateway
+from statusgate.config import Settings, load_settings
+from statusgate.v1 import status_service_pb2_grpc
+
+
+@dataclass
+class RunningGateway:
+    gateway: Gateway
+    ports: BoundPorts
+    http: aiohttp.ClientSession
+    channel: grpc.aio.Channel
+    stub: status_service_pb2_grpc.StatusServiceAsyncStub
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.ports.http}{path}"
+
+    async def post(
+        self, source: str, payload: Any, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        async with self.http.post(
+            self.url(f"/webhooks/{source}"),
+            data=body,
+            headers={"Content-Type": "application/json", **(headers or {})},
+        ) as response:
+            return response.status, await response.json(content_type=None)
+
+
+def gateway_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    return load_settings(
+        None,
+        http="127.0.0.1:0",
+        grpc="127.0.0.1:0",
+        store=f"sqlite:///{tmp_path / 'statusgate.db'}",
+        **overrides,
+    )
+
+
+async def start_gateway(settings: Settings) -> RunningGateway:
+    gateway = Gateway(settings)
+    ports = await gateway.start()
+    http = aiohttp.ClientSession()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{ports.grpc}")
+    stub = status_service_pb2_grpc.StatusServiceStub(channel)
+    return RunningGateway(gateway, ports, http, channel, stub)  # type: ignore[arg-type]
+
+
+async def stop_gateway(running: RunningGateway) -> None:
+    await running.http.close()
+    await running.channel.close()
+    await running.gateway.stop()
+
+
+@pytest.fixture
+async def gw(tmp_path: Path) -> AsyncIterator[RunningGateway]:
+    running = await start_gateway(gateway_settings(tmp_path))
+    try:
+        yield running
+    finally:
+        await stop_gateway(running)

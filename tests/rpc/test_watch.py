@@ -1,0 +1,147 @@
+"""WatchStatuses: live tail, replay, resume across a restart, and slow subscribers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+
+from statusgate.v1 import status_pb2 as pb
+from statusgate.v1 import status_service_pb2_grpc
+from tests.conftest import RunningGateway, gateway_settings, start_gateway, stop_gateway
+from tests.payloads import finbox_expiry, finbox_upload
+
+
+def watch(
+    gw: RunningGateway, after: int | None = None, status_filter: pb.StatusFilter | None = None
+) -> AsyncIterator[pb.WatchStatusesResponse]:
+    request = pb.WatchStatusesRequest(filter=status_filter)
+    if after is not None:
+        request.after_sequence = after
+    return gw.stub.WatchStatuses(request)  # type: ignore[return-value]
+
+
+async def collect(
+    stream: AsyncIterator[pb.WatchStatusesResponse], count: int, timeout: float = 20
+) -> list[pb.StatusEvent]:
+    events: list[pb.StatusEvent] = []
+
+    async def run() -> None:
+        async for message in stream:
+            events.extend(message.events)
+            if len(events) >= count:
+                return
+
+    await asyncio.wait_for(run(), timeout)
+    return events
+
+
+async def post_expiries(gw: RunningGateway, prefix: str, n: int) -> None:
+    results = await asyncio.gather(
+        *(gw.post("finbox", finbox_expiry(f"{prefix}{i}")) for i in range(n))
+    )
+    assert all(code == 200 for code, _ in results)
+
+
+async def test_live_subscriber_gets_caught_up_marker_then_events(gw: RunningGateway) -> None:
+    stream = watch(gw)
+    first = await anext(aiter(stream))
+    assert first.caught_up and not first.events
+    await gw.post("finbox", finbox_upload("live", ("a1", "COMPLETED")))
+    events = await collect(stream, 2)
+    assert {e.status.name for e in events} == {
+        "sources/finbox/sessions/live",
+        "sources/finbox/sessions/live/accounts/a1",
+    }
+    assert all(e.origin == pb.ORIGIN_WEBHOOK for e in events)
+    stream.cancel()  # type: ignore[attr-defined]
+
+
+async def test_replay_batches_backlog_then_marks_caught_up(gw: RunningGateway) -> None:
+    await post_expiries(gw, "b", 300)
+    messages = []
+    async for message in watch(gw, after=0):
+        messages.append(message)
+        if message.caught_up:
+            break
+    events = [e for m in messages for e in m.events]
+    assert [e.sequence for e in events] == list(range(1, 301))
+    assert any(len(m.events) > 1 for m in messages), "a backlog comes several per message"
+    assert messages[-1].caught_up and not messages[-1].events
+
+
+async def test_filter_by_name_prefix_selects_a_session_and_its_children(
+    gw: RunningGateway,
+) -> None:
+    stream = watch(
+        gw, after=0, status_filter=pb.StatusFilter(name_prefixes=["sources/finbox/sessions/p1"])
+    )
+    await gw.post("finbox", finbox_upload("p10", ("a1", "COMPLETED")))
+    await gw.post("finbox", finbox_upload("p1", ("a1", "COMPLETED")))
+    events = await collect(stream, 2)
+    assert sorted(e.status.name for e in events) == [
+        "sources/finbox/sessions/p1",
+        "sources/finbox/sessions/p1/accounts/a1",
+    ]
+    stream.cancel()  # type: ignore[attr-defined]
+
+
+async def test_resume_after_restart_has_no_gap_and_no_duplicate(tmp_path: Path) -> None:
+    settings = gateway_settings(tmp_path)
+    first = await start_gateway(settings)
+    try:
+        await post_expiries(first, "r", 40)
+        seen = await collect(watch(first, after=0), 40)
+        last = seen[-1].sequence
+    finally:
+        await stop_gateway(first)
+
+    second = await start_gateway(settings)
+    try:
+        await post_expiries(second, "q", 40)
+        resumed = await collect(watch(second, after=last), 40)
+        sequences = [e.sequence for e in seen + resumed]
+        assert sequences == list(range(1, 81))
+        assert len({e.event_id for e in seen + resumed}) == 80
+    finally:
+        await stop_gateway(second)
+
+
+async def test_slow_subscriber_blocks_nobody_and_misses_nothing(gw: RunningGateway) -> None:
+    total = 1500
+    # A subscriber on its own channel that reads nothing while the load runs: its
+    # HTTP/2 window fills up and the server must stop writing to it, and only to it.
+    # No BDP probing keeps its flow-control window at the 64 KiB default.
+    slow_channel = grpc.aio.insecure_channel(
+        f"127.0.0.1:{gw.ports.grpc}", options=[("grpc.http2.bdp_probe", 0)]
+    )
+    slow_stub = status_service_pb2_grpc.StatusServiceStub(slow_channel)
+    slow = slow_stub.WatchStatuses(pb.WatchStatusesRequest(after_sequence=0))
+    fast = watch(gw, after=0)
+    try:
+        fast_task = asyncio.ensure_future(collect(fast, total, timeout=60))
+        for start in range(0, total, 250):
+            await post_expiries(gw, f"s{start}-", 250)
+        fast_events = await fast_task
+        assert [e.sequence for e in fast_events] == list(range(1, total + 1))
+
+        slow_events = await collect(slow, total, timeout=60)  # type: ignore[arg-type]
+        assert [e.sequence for e in slow_events] == list(range(1, total + 1))
+    finally:
+        slow.cancel()
+        fast.cancel()  # type: ignore[attr-defined]
+        await slow_channel.close()
+
+
+async def test_many_subscribers_each_see_every_event_once(gw: RunningGateway) -> None:
+    streams = [watch(gw) for _ in range(20)]
+    for stream in streams:
+        assert (await anext(aiter(stream))).caught_up
+    await post_expiries(gw, "m", 100)
+    results = await asyncio.gather(*(collect(s, 100) for s in streams))
+    for events in results:
+        assert [e.sequence for e in events] == list(range(1, 101))
+    for stream in streams:
+        stream.cancel()  # type: ignore[attr-defined]
