@@ -50,6 +50,7 @@ class Gateway:
     async def start(self) -> BoundPorts:
         await self.store.open()
         await self.hub.start()
+        self.store.add_commit_listener(self.hub.notify)
         receiver = WebhookReceiver(
             self.settings.sources,
             self._verifiers,

@@ -10,7 +10,7 @@ commit order, which is what lets Watch streams resume without gaps.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -86,6 +86,11 @@ class Store(Protocol):
 
     async def ready(self) -> bool:
         """True when the store can take writes now (readiness probe)."""
+
+    def add_commit_listener(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(sequence)`` on the event loop whenever *another process*
+        committed events up to ``sequence`` (PostgreSQL replicas). Local commits are
+        returned by ``ingest`` instead. A single-process store may never call it."""
 
     async def ingest(self, request: IngestRequest) -> IngestResult:
         """Apply and commit durably; returns only after the commit.

@@ -150,6 +150,10 @@ class SqliteStore:
 
     # --- writes ----------------------------------------------------------------------
 
+    def add_commit_listener(self, listener: Callable[[int], None]) -> None:
+        """Never called: one process owns a SQLite store, and its commits come back
+        from ``ingest``."""
+
     async def ingest(self, request: IngestRequest) -> IngestResult:
         if self._state != "open" or self._writer_task is None or self._writer_task.done():
             raise StoreUnavailableError(f"the SQLite store is {self._state}")
