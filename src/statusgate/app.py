@@ -20,7 +20,7 @@ from statusgate.rpc.server import RpcServer
 from statusgate.rpc.service import StatusService
 from statusgate.store.base import Store
 from statusgate.store.factory import open_store
-from statusgate.web.auth import build_verifier
+from statusgate.web.auth import build_verifiers
 from statusgate.web.metrics import Metrics
 from statusgate.web.routes import build_web_app
 from statusgate.web.webhooks import WebhookReceiver
@@ -38,7 +38,7 @@ class Gateway:
     def __init__(self, settings: Settings, store: Store | None = None) -> None:
         self.settings = settings
         # Verifiers resolve their secrets now: a missing one fails start-up, not a webhook.
-        self._verifiers = {sid: build_verifier(s.auth) for sid, s in settings.sources.items()}
+        self._verifiers = build_verifiers(settings.sources)
         self.store = store if store is not None else open_store(settings.store)
         self.hub = Hub(self.store)
         self.pipeline = Pipeline(self.store, self.hub)

@@ -126,3 +126,21 @@ def test_higher_rank_keeps_attributes_and_provider_time() -> None:
     assert later is not None
     assert later.attributes["bank_name"] == "HDFC"
     assert later.occurred_at.ToDatetime(tzinfo=UTC) == T0
+
+
+def test_a_failure_its_flow_left_open_is_superseded_by_the_next_success() -> None:
+    entity = parse_name("sources/finbox/entities/e1")
+
+    def attempt(state: int) -> Status:
+        status = build_status(entity, Provider.PROVIDER_FINBOX, state, final_stage=None)
+        status.terminal = False  # a FinBox entity's failure is one attempt, not the end
+        return status
+
+    failed = apply(None, attempt(State.STATE_FAILED))
+    assert failed is not None and not failed.terminal
+    retried = apply(failed, attempt(State.STATE_COMPLETED))
+    assert retried is not None and retried.state == State.STATE_COMPLETED
+    # A terminal failure stays final whatever follows.
+    final = apply(None, finbox(State.STATE_FAILED, Stage.STAGE_UPLOAD))
+    assert final is not None and final.terminal
+    assert apply(final, finbox(State.STATE_COMPLETED, Stage.STAGE_UPLOAD)) is None

@@ -7,7 +7,7 @@ PostgreSQL stores run the very same rules inside their transactions.
 
 from __future__ import annotations
 
-from statusgate.core.states import rank
+from statusgate.core.states import FAILURE_STATES, SUCCESS_STATES, rank
 from statusgate.v1.status_pb2 import State, Status
 
 # Fields the gateway owns; an update never sets them and they never make two updates differ.
@@ -29,7 +29,7 @@ def apply(current: Status | None, update: Status) -> Status | None:
 
     current_rank = rank(current.state, current.stage)
     update_rank = rank(update.state, update.stage)
-    if update_rank < current_rank:
+    if update_rank < current_rank and not _supersedes_open_failure(current, update):
         return None
     if update_rank > current_rank or _is_newer(update, current):
         new = _replaced(current, update)
@@ -39,6 +39,17 @@ def apply(current: Status | None, update: Status) -> Status | None:
         return None
     new.version = current.version + 1
     return new
+
+
+def _supersedes_open_failure(current: Status, update: Status) -> bool:
+    """A failure its flow left open (a FinBox entity's failed attempt: the user may try
+    again) is superseded by the outcome of the next attempt at the same stage."""
+    return (
+        current.state in FAILURE_STATES
+        and not current.terminal
+        and update.stage == current.stage
+        and update.state in SUCCESS_STATES
+    )
 
 
 def previous_state(current: Status | None) -> State.ValueType:

@@ -102,9 +102,19 @@ def _validated(source: str, pairs: tuple[tuple[str, str], ...]) -> ResourceName:
     if len(pairs) == 2 and (top, pairs[1][0]) not in NESTED:
         raise InvalidNameError(f"{top!r} has no child collection {pairs[1][0]!r}")
     for _, id_ in pairs:
-        if not _ID_RE.fullmatch(id_):
-            raise InvalidNameError(f"invalid id {id_!r}: 1-256 characters, no '/' or spaces")
+        if not _ID_RE.fullmatch(id_) or not _is_utf8(id_):
+            raise InvalidNameError(
+                f"invalid id {id_!r}: 1-256 characters of valid UTF-8, no '/' or spaces"
+            )
     return ResourceName(source, pairs)
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates, which JSON allows and protobuf refuses
+        return False
+    return True
 
 
 def name_has_prefix(name: str, prefix: str) -> bool:

@@ -27,7 +27,7 @@ def build_status(
     """One canonical update. ``final_stage`` is the stage at which success ends the
     subject's flow (None: success never does); empty attribute values are dropped."""
     status = Status(
-        name=str(name),
+        name=str(name),  # ids are valid UTF-8: core.names refuses lone surrogates
         source=name.source,
         provider=provider,
         kind=name.kind,
@@ -35,19 +35,31 @@ def build_status(
         state=state,
         stage=stage,
         terminal=is_terminal(name.kind, state, stage, final_stage),
-        provider_state=provider_state,
+        provider_state=utf8(provider_state),
         ready_to_fetch=ready_to_fetch,
     )
     if error is not None:
         status.error.CopyFrom(error)
+        status.error.message = utf8(error.message)
+        status.error.provider_code = utf8(error.provider_code)
     if progress is not None:
         status.progress.done, status.progress.total = progress
     if occurred_at is not None:
         status.occurred_at.FromDatetime(occurred_at)
     for key, value in (attributes or {}).items():
         if value:
-            status.attributes[key] = value
+            status.attributes[utf8(key)] = utf8(value)
     return status
+
+
+def utf8(text: str) -> str:
+    """JSON may carry lone surrogates ("\\ud800"), which protobuf strings refuse; a
+    provider's free text must never lose the status it describes, so replace them."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 def status_error(
@@ -74,11 +86,11 @@ def parse_provider_time(value: str | None) -> datetime | None:
     text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
     try:
         parsed = datetime.fromisoformat(text)
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # an offset can push year 1 or 9999 out of range
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def mask_account_number(number: str | None) -> str | None:

@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from statusgate.config import SourceConfig
+from statusgate.core.names import InvalidNameError
 from statusgate.core.pipeline import Pipeline
 from statusgate.providers.base import InvalidPayloadError, UnknownShapeError
 from statusgate.providers.registry import adapter_for
@@ -153,7 +154,7 @@ def _normalize(source: SourceConfig, body: bytes) -> tuple[DeliveryVerdict, list
         updates = adapter_for(source.provider).normalize(source, payload)
     except UnknownShapeError as error:
         return DeliveryVerdict.UNMAPPED, [], str(error)
-    except InvalidPayloadError as error:
+    except (InvalidPayloadError, InvalidNameError) as error:
         return DeliveryVerdict.REJECTED, [], str(error)
     except Exception:
         # An adapter bug must not lose the delivery: keep it unmapped, so a replay after

@@ -1,16 +1,5 @@
-"""Finbox adapter (placeholder until its mapping lands)."""
+"""FinBox BankConnect: the session flow and the legacy entity flow in one adapter."""
 
-from __future__ import annotations
+from statusgate.providers.finbox.adapter import FinboxAdapter
 
-from typing import ClassVar
-
-from statusgate.config import SourceConfig
-from statusgate.providers.base import JSONObject, UnknownShapeError
-from statusgate.v1.status_pb2 import Provider, Status
-
-
-class FinboxAdapter:
-    provider: ClassVar[Provider.ValueType] = Provider.PROVIDER_FINBOX
-
-    def normalize(self, source: SourceConfig, payload: JSONObject) -> list[Status]:
-        raise UnknownShapeError("no mapping yet")
+__all__ = ["FinboxAdapter"]

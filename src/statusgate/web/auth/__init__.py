@@ -1,0 +1,155 @@
+"""Webhook authentication (DESIGN.md §6): one verifier per source, built at start-up.
+
+The front door builds a ``VerifiableRequest`` from each inbound webhook and calls
+``verifier.verify(request)``; ``AuthenticationError.reason`` is safe to log. Verifiers
+are built from the config by ``build_verifier``/``build_verifiers``, which read secrets
+from the environment and key files from disk *then*, so a missing variable or an
+unreadable key stops the gateway at start-up instead of failing every webhook later.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+
+from statusgate.config import (
+    AllOfAuth,
+    AuthConfig,
+    BasicAuth,
+    HmacAuth,
+    IpAllowlistAuth,
+    JwsAuth,
+    NoAuth,
+    SharedSecretAuth,
+    SourceConfig,
+    read_secret,
+)
+from statusgate.web.auth.base import (
+    AuthConfigError,
+    AuthenticationError,
+    VerifiableRequest,
+    WebhookVerifier,
+)
+from statusgate.web.auth.jws import JwsVerifier, load_public_key
+from statusgate.web.auth.network import IpAllowlistVerifier
+from statusgate.web.auth.simple import (
+    AllOfVerifier,
+    BasicAuthVerifier,
+    NoAuthVerifier,
+    SharedSecretVerifier,
+)
+from statusgate.web.auth.standard_webhooks import StandardWebhooksVerifier, decode_hmac_secret
+
+__all__ = [
+    "AllOfVerifier",
+    "AuthConfigError",
+    "AuthenticationError",
+    "BasicAuthVerifier",
+    "IpAllowlistVerifier",
+    "JwsVerifier",
+    "NoAuthVerifier",
+    "SharedSecretVerifier",
+    "StandardWebhooksVerifier",
+    "VerifiableRequest",
+    "WebhookVerifier",
+    "build_verifier",
+    "build_verifiers",
+]
+
+Clock = Callable[[], float]
+
+
+def build_verifier(auth: AuthConfig, *, clock: Clock = time.time) -> WebhookVerifier:
+    """The verifier for one source's ``auth`` table. Raises ``AuthConfigError`` listing
+    every problem (each unset variable, each unusable key file), located relative to
+    the table. ``clock`` (unix seconds) is for the HMAC replay window."""
+    if isinstance(auth, NoAuth):
+        return NoAuthVerifier()
+    if isinstance(auth, SharedSecretAuth):
+        secret = _secret(auth.secret_env, "secret_env")
+        return SharedSecretVerifier(auth.header, secret.encode("utf-8"))
+    if isinstance(auth, BasicAuth):
+        password = _secret(auth.password_env, "password_env")
+        return BasicAuthVerifier(auth.username.encode("utf-8"), password.encode("utf-8"))
+    if isinstance(auth, HmacAuth):
+        return _hmac(auth, clock)
+    if isinstance(auth, JwsAuth):
+        return _jws(auth)
+    if isinstance(auth, IpAllowlistAuth):
+        return IpAllowlistVerifier(auth.networks, auth.trusted_proxy_header, auth.trusted_proxies)
+    if isinstance(auth, AllOfAuth):
+        return _all_of(auth, clock)
+    raise AssertionError(f"unhandled auth method {auth.method}")  # pragma: no cover
+
+
+def build_verifiers(
+    sources: Mapping[str, SourceConfig], *, clock: Clock = time.time
+) -> dict[str, WebhookVerifier]:
+    """Source id -> verifier for every source; one ``AuthConfigError`` lists the
+    problems of all of them, located as ``sources.<id>.auth.<field>``."""
+    verifiers: dict[str, WebhookVerifier] = {}
+    problems: list[tuple[str, str]] = []
+    for source_id, source in sources.items():
+        try:
+            verifiers[source_id] = build_verifier(source.auth, clock=clock)
+        except AuthConfigError as exc:
+            problems.extend(exc.located(f"sources.{source_id}.auth.").problems)
+    if problems:
+        raise AuthConfigError(problems)
+    return verifiers
+
+
+def _secret(env_name: str, loc: str) -> str:
+    try:
+        return read_secret(env_name).get_secret_value()
+    except ValueError as exc:
+        # read_secret's message names the variable, never a value.
+        raise AuthConfigError([(loc, str(exc))]) from None
+
+
+def _hmac(auth: HmacAuth, clock: Clock) -> StandardWebhooksVerifier:
+    keys: list[bytes] = []
+    problems: list[tuple[str, str]] = []
+    for index, env_name in enumerate(auth.secret_envs):
+        loc = f"secret_envs.{index}"
+        try:
+            keys.append(decode_hmac_secret(_secret(env_name, loc)))
+        except AuthConfigError as exc:
+            problems.extend(exc.problems)
+        except ValueError:
+            problems.append(
+                (
+                    loc,
+                    f"environment variable {env_name} holds a whsec_ secret that is not "
+                    "valid base64",
+                )
+            )
+    if problems:
+        raise AuthConfigError(problems)
+    return StandardWebhooksVerifier(keys, auth.tolerance_seconds, clock)
+
+
+def _jws(auth: JwsAuth) -> JwsVerifier:
+    keys = []
+    problems: list[tuple[str, str]] = []
+    for index, path in enumerate(auth.public_key_files):
+        try:
+            keys.append(load_public_key(path))
+        except ValueError as exc:
+            problems.append((f"public_key_files.{index}", str(exc)))
+    if problems:
+        raise AuthConfigError(problems)
+    return JwsVerifier(keys, auth.header)
+
+
+def _all_of(auth: AllOfAuth, clock: Clock) -> AllOfVerifier:
+    members: list[WebhookVerifier] = []
+    problems: list[tuple[str, str]] = []
+    for index, member in enumerate(auth.methods):
+        try:
+            members.append(build_verifier(member, clock=clock))
+        except AuthConfigError as exc:
+            problems.extend(exc.located(f"methods.{index}.").problems)
+    if problems:
+        raise AuthConfigError(problems)
+    return AllOfVerifier(members)
