@@ -29,9 +29,10 @@ def apply(current: Status | None, update: Status) -> Status | None:
 
     current_rank = rank(current.state, current.stage)
     update_rank = rank(update.state, update.stage)
-    if update_rank < current_rank and not _supersedes_open_failure(current, update):
+    superseding = _supersedes_open_failure(current, update)
+    if update_rank < current_rank and not superseding:
         return None
-    if update_rank > current_rank or _is_newer(update, current):
+    if update_rank > current_rank or superseding or _is_newer(update, current):
         new = _replaced(current, update)
     else:
         new = _enriched(current, update)
