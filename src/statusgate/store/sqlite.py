@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import fcntl
 import functools
 import logging
 import os
@@ -21,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 from statusgate.store import sqlite_queries as queries
 from statusgate.store.base import (
@@ -88,6 +89,7 @@ class SqliteStore:
         self._local = threading.local()
         self._read_conns: list[sqlite3.Connection] = []
         self._read_conns_lock = threading.Lock()
+        self._lock_file: BinaryIO | None = None
 
     @property
     def before_commit(self) -> Callable[[], None] | None:
@@ -102,6 +104,7 @@ class SqliteStore:
     async def open(self) -> None:
         if self._state != "new":
             raise RuntimeError(f"the store is {self._state}; a SqliteStore opens once")
+        self._take_process_lock()
         loop = asyncio.get_running_loop()
         self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         try:
@@ -109,6 +112,7 @@ class SqliteStore:
         except BaseException as exc:
             self._writer_pool.shutdown(wait=False)
             self._state = "closed"
+            self._release_process_lock()
             if isinstance(exc, sqlite3.Error | OSError):
                 raise StoreUnavailableError(f"cannot open SQLite store {self.path}: {exc}") from exc
             raise
@@ -139,6 +143,31 @@ class SqliteStore:
                 self._read_conns.clear()
             self._healthy = False
             self._state = "closed"
+            self._release_process_lock()
+
+    def _take_process_lock(self) -> None:
+        """One process per SQLite store: sequences are assigned from the writer's memory,
+        so a second writer (another gateway, or ``statusgate replay`` while one runs)
+        would collide. PostgreSQL is the store for several processes."""
+        try:
+            lock = open(f"{self.path}.lock", "a+b")  # noqa: SIM115 - held until close()
+        except OSError as error:
+            self._state = "closed"
+            raise StoreUnavailableError(f"cannot open SQLite store {self.path}: {error}") from error
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            self._state = "closed"
+            raise StoreUnavailableError(
+                f"the SQLite store {self.path} is in use by another statusgate process"
+            ) from None
+        self._lock_file = lock
+
+    def _release_process_lock(self) -> None:
+        if self._lock_file is not None:
+            self._lock_file.close()  # closing the descriptor releases the flock
+            self._lock_file = None
 
     async def ready(self) -> bool:
         return (

@@ -10,7 +10,6 @@ would tell it to give up on a delivery we have not kept.
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import time
@@ -21,12 +20,9 @@ from typing import Any
 from aiohttp import web
 
 from statusgate.config import SourceConfig
-from statusgate.core.names import InvalidNameError
-from statusgate.core.pipeline import Pipeline
-from statusgate.providers.base import InvalidPayloadError, UnknownShapeError
-from statusgate.providers.registry import adapter_for
+from statusgate.core.pipeline import Pipeline, normalize_body
 from statusgate.store.base import Delivery, DeliveryVerdict, IngestRequest, StoreUnavailableError
-from statusgate.v1.status_pb2 import Origin, Status
+from statusgate.v1.status_pb2 import Origin
 from statusgate.web.auth import AuthenticationError, VerifiableRequest, WebhookVerifier
 from statusgate.web.metrics import Metrics
 
@@ -90,7 +86,7 @@ class WebhookReceiver:
             log.warning("webhook refused: source=%s reason=%s", source_id, error.reason)
             return _error(401, "unauthenticated", "webhook authentication failed")
 
-        verdict, updates, detail = _normalize(source, body)
+        verdict, updates, detail = normalize_body(source, body)
         delivery = Delivery(
             id=new_delivery_id(),
             source=source_id,
@@ -140,28 +136,6 @@ class WebhookReceiver:
 
     def _count(self, source_id: str, outcome: str) -> None:
         self._metrics.webhooks.labels(source_id, outcome).inc()
-
-
-def _normalize(source: SourceConfig, body: bytes) -> tuple[DeliveryVerdict, list[Status], str]:
-    try:
-        payload: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
-        return DeliveryVerdict.REJECTED, [], f"the body is not JSON: {error}"
-    if not isinstance(payload, dict):
-        kind = type(payload).__name__
-        return DeliveryVerdict.REJECTED, [], f"the body is JSON but not an object ({kind})"
-    try:
-        updates = adapter_for(source.provider).normalize(source, payload)
-    except UnknownShapeError as error:
-        return DeliveryVerdict.UNMAPPED, [], str(error)
-    except (InvalidPayloadError, InvalidNameError) as error:
-        return DeliveryVerdict.REJECTED, [], str(error)
-    except Exception:
-        # An adapter bug must not lose the delivery: keep it unmapped, so a replay after
-        # the fix recovers it, and make noise.
-        log.exception("adapter %s failed on a delivery for %s", source.provider, source.id)
-        return DeliveryVerdict.UNMAPPED, [], "internal mapping error; kept for replay"
-    return DeliveryVerdict.MAPPED, updates, ""
 
 
 def _error(

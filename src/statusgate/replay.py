@@ -1,0 +1,67 @@
+"""Re-run stored unmapped and rejected deliveries through today's adapters.
+
+A mapping fix then recovers what arrived before it: each delivery that maps now is
+applied with origin REPLAY (the ordering rules still hold, so a stale replay changes
+nothing) and its verdict becomes *mapped*. Deliveries that still do not map stay as
+they were, for the next fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from statusgate.config import SourceConfig
+from statusgate.core.pipeline import Pipeline, normalize_body
+from statusgate.store.base import DeliveryVerdict, IngestRequest
+from statusgate.v1.status_pb2 import Origin
+
+PAGE = 200
+
+
+@dataclass
+class ReplayReport:
+    examined: int = 0
+    mapped: int = 0
+    events: int = 0
+    still_unmapped: int = 0
+    still_rejected: int = 0
+    unknown_source: int = 0
+
+
+async def replay(
+    pipeline: Pipeline,
+    sources: Mapping[str, SourceConfig],
+    *,
+    source: str | None = None,
+    since: datetime | None = None,
+) -> ReplayReport:
+    report = ReplayReport()
+    after_id = ""
+    verdicts = [DeliveryVerdict.UNMAPPED, DeliveryVerdict.REJECTED]
+    while True:
+        page = await pipeline.store.list_deliveries(
+            verdicts, source=source, since=since, after_id=after_id, limit=PAGE
+        )
+        if not page:
+            return report
+        after_id = page[-1].id
+        for delivery in page:
+            report.examined += 1
+            config = sources.get(delivery.source)
+            if config is None:
+                report.unknown_source += 1
+                continue
+            verdict, updates, _ = normalize_body(config, delivery.body)
+            if verdict is DeliveryVerdict.UNMAPPED:
+                report.still_unmapped += 1
+                continue
+            if verdict is DeliveryVerdict.REJECTED:
+                report.still_rejected += 1
+                continue
+            result = await pipeline.ingest(
+                IngestRequest(origin=Origin.ORIGIN_REPLAY, updates=updates, replay_of=delivery.id)
+            )
+            report.mapped += 1
+            report.events += len(result.events)
