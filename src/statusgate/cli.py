@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from pydantic import ValidationError
 
 from statusgate.app import Gateway
 from statusgate.config import Settings, load_settings
+from statusgate.logs import configure_logging
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,8 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    configure_logging(
+        os.environ.get("STATUSGATE_LOG_LEVEL", "INFO"),
+        json_lines=os.environ.get("STATUSGATE_LOG_FORMAT", "json") == "json",
     )
     if args.command == "serve":
         settings = _settings(args)

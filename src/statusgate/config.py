@@ -42,6 +42,7 @@ from pydantic_settings import (
 )
 
 from statusgate.core.names import is_valid_source_id
+from statusgate.logs import register_secret
 
 DEFAULT_HTTP = "127.0.0.1:8080"
 DEFAULT_GRPC = "127.0.0.1:50051"
@@ -78,6 +79,8 @@ def read_secret(env_name: str) -> SecretStr:
         raise ValueError(f"environment variable {env_name} is not set")
     if not value:
         raise ValueError(f"environment variable {env_name} is empty")
+    # Whatever code path might print it later, the log redactor now knows it.
+    register_secret(value)
     return SecretStr(value)
 
 

@@ -21,8 +21,9 @@ from aiohttp import web
 
 from statusgate.config import SourceConfig
 from statusgate.core.pipeline import Pipeline, normalize_body
+from statusgate.logs import request_id
 from statusgate.store.base import Delivery, DeliveryVerdict, IngestRequest, StoreUnavailableError
-from statusgate.v1.status_pb2 import Origin
+from statusgate.v1.status_pb2 import Origin, State
 from statusgate.web.auth import AuthenticationError, VerifiableRequest, WebhookVerifier
 from statusgate.web.metrics import Metrics
 
@@ -64,6 +65,9 @@ class WebhookReceiver:
 
     async def handle(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
+        delivery_id = new_delivery_id()
+        # Every log line about this webhook and its events carries this id.
+        request_id.set(delivery_id)
         source_id = request.match_info["source"]
         source = self._sources.get(source_id)
         if source is None:
@@ -83,12 +87,12 @@ class WebhookReceiver:
             self._metrics.auth_failures.labels(source_id).inc()
             self._count(source_id, "unauthenticated")
             # The reason names the check that failed; never the body or a secret.
-            log.warning("webhook refused: source=%s reason=%s", source_id, error.reason)
+            log.warning("webhook refused", extra={"source": source_id, "reason": error.reason})
             return _error(401, "unauthenticated", "webhook authentication failed")
 
         verdict, updates, detail = normalize_body(source, body)
         delivery = Delivery(
-            id=new_delivery_id(),
+            id=delivery_id,
             source=source_id,
             received_at=datetime.now(UTC),
             body=body,
@@ -102,7 +106,7 @@ class WebhookReceiver:
             )
         except StoreUnavailableError:
             self._count(source_id, "unavailable")
-            log.error("webhook not stored, store unavailable: source=%s", source_id)
+            log.error("webhook not stored: store unavailable", extra={"source": source_id})
             return _error(
                 503,
                 "store_unavailable",
@@ -112,6 +116,18 @@ class WebhookReceiver:
         self._metrics.ack_seconds.labels(source_id).observe(time.perf_counter() - started)
         if result.events:
             self._metrics.events.labels(source_id, "webhook").inc(len(result.events))
+        log.info(
+            "webhook stored",
+            extra={
+                "source": source_id,
+                "verdict": verdict.value,
+                "detail": detail,
+                "events": ",".join(
+                    f"{e.sequence}:{e.status.name}:{State.Name(e.status.state)}"
+                    for e in result.events
+                ),
+            },
+        )
 
         if verdict is DeliveryVerdict.REJECTED:
             self._count(source_id, "rejected")
