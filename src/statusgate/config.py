@@ -303,11 +303,20 @@ class BanqwareApi(ApiConfig):
         return self
 
 
+class RateLimit(_Strict):
+    """A token bucket per source: a flooding provider gets 429 + Retry-After, alone."""
+
+    per_second: float = Field(gt=0)
+    burst: int = Field(default=0, ge=0)  # 0: one second's worth
+
+
 class _SourceBase(_Strict):
     # Filled from the key under [sources]; also the webhook path /webhooks/{id}.
     id: str = ""
     auth: AuthConfig = Field(default_factory=NoAuth)
     poll: PollSchedule = Field(default_factory=PollSchedule)
+    # Unlimited when unset.
+    rate_limit: RateLimit | None = None
 
 
 class FinboxSource(_SourceBase):
@@ -364,6 +373,43 @@ def _default_sources_data() -> dict[str, Any]:
     return {"sources": {p: {"provider": p} for p in PROVIDERS}}
 
 
+# --- the gRPC door ------------------------------------------------------------------------
+
+
+class GrpcTls(_Strict):
+    """TLS on the gRPC port; with ``client_ca_file``, mutual TLS."""
+
+    cert_file: ConfigPath
+    key_file: ConfigPath
+    # Require client certificates signed by this CA.
+    client_ca_file: ConfigPath | None = None
+
+
+Permission = Literal["read", "poll", "admin"]
+
+
+class ClientConfig(_Strict):
+    """One internal service allowed to call the gRPC API with a bearer token."""
+
+    # Hex SHA-256 of the token (`printf %s TOKEN | sha256sum`): the token itself is
+    # never in the config, so a leaked config file grants nothing.
+    token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    # Source ids this client may see; "*" for all.
+    sources: list[str] = Field(min_length=1)
+    # read: Get/List/Watch/Wait; poll: PollStatuses; admin: everything.
+    permissions: list[Permission] = Field(default_factory=lambda: list[Permission](["read"]))
+    # Concurrent WatchStatuses streams; more are refused with RESOURCE_EXHAUSTED.
+    max_watch_streams: int = Field(default=16, gt=0)
+
+
+class Retention(_Strict):
+    # Raw deliveries older than this are deleted (statuses and events are kept forever).
+    # 0 keeps deliveries forever.
+    deliveries_days: float = Field(default=30.0, ge=0)
+    # How often the pruning runs.
+    interval_seconds: float = Field(default=3600.0, gt=0)
+
+
 # --- the whole gateway -------------------------------------------------------------------
 
 
@@ -388,6 +434,14 @@ class Settings(BaseSettings):
     # Source id -> source. Without a [sources] table in the config file: one source per
     # provider (finbox, banqware, setu), no auth. A [sources] table replaces them all.
     sources: dict[SourceId, SourceConfig] = Field(default_factory=default_sources)
+    # TLS for the gRPC port; required when it is not bound to loopback, unless
+    # allow_plaintext_grpc says otherwise (e.g. TLS ends at a sidecar).
+    grpc_tls: GrpcTls | None = None
+    allow_plaintext_grpc: bool = False
+    # Client id -> credentials. With none, every caller may read everything, which is
+    # allowed only when the gRPC listener is bound to loopback.
+    clients: dict[str, ClientConfig] = Field(default_factory=dict)
+    retention: Retention = Field(default_factory=Retention)
 
     # Set by load_settings; not a setting of its own.
     _config_file: Path | None = PrivateAttr(default=None)
@@ -433,6 +487,31 @@ class Settings(BaseSettings):
             for source_id, source in self.sources.items()
             if isinstance(source.auth, NoAuth)
         ]
+        if errors:
+            raise ValidationError.from_exception_data("Settings", errors)
+        return self
+
+    @model_validator(mode="after")
+    def _grpc_door_closed_off_loopback(self) -> Settings:
+        host, _ = split_host_port(self.grpc)
+        if is_loopback(host):
+            return self
+        errors = []
+        if self.grpc_tls is None and not self.allow_plaintext_grpc:
+            errors.append(
+                _error(
+                    ("grpc_tls",),
+                    f"TLS is required when grpc = {self.grpc!r} "
+                    "is not loopback (or set allow_plaintext_grpc = true)",
+                )
+            )
+        if not self.clients:
+            errors.append(
+                _error(
+                    ("clients",),
+                    f"client tokens are required when grpc = {self.grpc!r} is not loopback",
+                )
+            )
         if errors:
             raise ValidationError.from_exception_data("Settings", errors)
         return self

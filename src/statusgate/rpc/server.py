@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from statusgate.config import GrpcTls
 from statusgate.rpc.service import StatusService
 from statusgate.v1 import status_pb2, status_service_pb2_grpc
 
@@ -36,9 +39,13 @@ class RpcServer:
         )
         self.port = 0
 
-    async def start(self, address: str) -> int:
-        """Listen on HOST:PORT (port 0 picks a free one); returns the bound port."""
-        self.port = self.server.add_insecure_port(address)
+    async def start(self, address: str, tls: GrpcTls | None = None) -> int:
+        """Listen on HOST:PORT (port 0 picks a free one), with TLS when configured;
+        returns the bound port."""
+        if tls is None:
+            self.port = self.server.add_insecure_port(address)
+        else:
+            self.port = self.server.add_secure_port(address, server_credentials(tls))
         if self.port == 0:
             raise OSError(f"cannot listen for gRPC on {address}")
         await self.server.start()
@@ -57,3 +64,13 @@ class RpcServer:
     async def stop(self, grace: float) -> None:
         await self.set_serving(False)
         await self.server.stop(grace)
+
+
+def server_credentials(tls: GrpcTls) -> grpc.ServerCredentials:
+    """TLS from PEM files; with a client CA, clients must present a certificate it
+    signed (mutual TLS)."""
+    key_and_chain = (Path(tls.key_file).read_bytes(), Path(tls.cert_file).read_bytes())
+    client_ca = Path(tls.client_ca_file).read_bytes() if tls.client_ca_file else None
+    return grpc.ssl_server_credentials(
+        [key_and_chain], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )

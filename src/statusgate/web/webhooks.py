@@ -26,6 +26,7 @@ from statusgate.store.base import Delivery, DeliveryVerdict, IngestRequest, Stor
 from statusgate.v1.status_pb2 import Origin, State
 from statusgate.web.auth import AuthenticationError, VerifiableRequest, WebhookVerifier
 from statusgate.web.metrics import Metrics
+from statusgate.web.ratelimit import TokenBucket, retry_after_header
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,9 @@ class WebhookReceiver:
         self._pipeline = pipeline
         self._metrics = metrics
         self._max_body_bytes = max_body_bytes
+        self._buckets = {
+            sid: TokenBucket(s.rate_limit) for sid, s in sources.items() if s.rate_limit
+        }
 
     async def handle(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
@@ -89,6 +93,16 @@ class WebhookReceiver:
             # The reason names the check that failed; never the body or a secret.
             log.warning("webhook refused", extra={"source": source_id, "reason": error.reason})
             return _error(401, "unauthenticated", "webhook authentication failed")
+
+        bucket = self._buckets.get(source_id)
+        if bucket is not None and (wait := bucket.take()):
+            self._count(source_id, "rate_limited")
+            return _error(
+                429,
+                "rate_limited",
+                f"source {source_id!r} exceeds its webhook rate limit",
+                headers={"Retry-After": retry_after_header(wait)},
+            )
 
         verdict, updates, detail = normalize_body(source, body)
         delivery = Delivery(
