@@ -81,3 +81,10 @@ def test_source_parent() -> None:
     assert parse_source_parent("sources/finbox-main") == "finbox-main"
     assert parse_source_parent("sources/finbox/sessions/s1") is None
     assert parse_source_parent("finbox") is None
+
+
+def test_control_characters_are_refused_in_ids() -> None:
+    # PostgreSQL text cannot hold NUL; a name with it could never be stored.
+    for bad in ("a\x00b", "a\x1fb", "a\x7fb", "abc\n"):
+        with pytest.raises(InvalidNameError):
+            make_name("s", "sessions", bad)

@@ -56,6 +56,7 @@ class Hub:
         self._pending: dict[int, StatusEvent] = {}
         self._changed = asyncio.Event()
         self._fill_task: asyncio.Task[None] | None = None
+        self._fill_again = False
         self._closed = False
 
     @property
@@ -112,15 +113,21 @@ class Hub:
     def _schedule_fill(self) -> None:
         if self._fill_task is None or self._fill_task.done():
             self._fill_task = asyncio.get_running_loop().create_task(self._fill())
+        else:
+            # The running fill's last read may predate this commit: it must read again.
+            self._fill_again = True
 
     async def _fill(self) -> None:
         await asyncio.sleep(GAP_FILL_DELAY)
         try:
             while True:
+                self._fill_again = False
                 events = await self._store.read_events(
                     after_sequence=self._last, limit=self._batch_size
                 )
                 if not events:
+                    if self._fill_again:
+                        continue
                     return
                 for event in events:
                     self._pending.setdefault(event.sequence, event)

@@ -28,8 +28,9 @@ NESTED: dict[tuple[str, str], Kind.ValueType] = {
 }
 
 _SOURCE_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-# Provider ids are opaque; only what would break the name's structure is refused.
-_ID_RE = re.compile(r"[^/\s]{1,256}")
+# Provider ids are opaque; only what would break the name's structure (or a store: NUL
+# cannot be stored in PostgreSQL text) is refused.
+_ID_RE = re.compile(r"[^/\s\x00-\x1f\x7f]{1,256}")
 
 
 class InvalidNameError(ValueError):

@@ -1,0 +1,84 @@
+"""The hub over a real store: gap-free fan-out, including commits it only hears about."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from statusgate.core.hub import Hub
+from statusgate.core.names import parse_name
+from statusgate.providers.common import build_status
+from statusgate.store.base import IngestRequest
+from statusgate.store.sqlite import SqliteStore
+from statusgate.v1.status_pb2 import Origin, Provider, Stage, State, StatusEvent
+
+
+def expiry(session: str) -> IngestRequest:
+    status = build_status(
+        parse_name(f"sources/finbox/sessions/{session}"),
+        Provider.PROVIDER_FINBOX,
+        State.STATE_EXPIRED,
+        Stage.STAGE_UPLOAD,
+        final_stage=Stage.STAGE_PROCESSING,
+    )
+    return IngestRequest(origin=Origin.ORIGIN_POLL, updates=[status])
+
+
+class GatedStore(SqliteStore):
+    """Holds each read's answer until released, so a commit can land in between."""
+
+    gate: asyncio.Event | None = None
+
+    async def read_events(self, *, after_sequence: int, limit: int) -> list[StatusEvent]:
+        events = await super().read_events(after_sequence=after_sequence, limit=limit)
+        if self.gate is not None:
+            await self.gate.wait()
+        return events
+
+
+async def test_a_commit_heard_during_a_fill_is_not_lost(tmp_path: Path) -> None:
+    store = GatedStore(tmp_path / "s.db")
+    await store.open()
+    hub = Hub(store)
+    try:
+        await store.ingest(expiry("one"))
+        await hub.start()
+        subscription = hub.subscribe(after_sequence=0)
+        assert [e.sequence for e in await anext(subscription)] == [1]
+        assert await anext(subscription) == []  # caught up
+
+        store.gate = asyncio.Event()
+        hub.notify(2)  # another replica said so; its read finds nothing yet...
+        await asyncio.sleep(0.05)
+        result = await store.ingest(expiry("two"))  # ...and then the commit lands
+        hub.notify(result.events[0].sequence)
+        store.gate.set()
+        store.gate = None
+
+        batch = await asyncio.wait_for(anext(subscription), 5)
+        assert [e.sequence for e in batch] == [2]
+        assert hub.last_sequence == 2
+    finally:
+        await hub.close()
+        await store.close()
+
+
+async def test_out_of_order_offers_are_published_in_sequence(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    await store.open()
+    hub = Hub(store)
+    await hub.start()
+    try:
+        results = [await store.ingest(expiry(f"s{i}")) for i in range(3)]
+        subscription = hub.subscribe(after_sequence=None)
+        assert await anext(subscription) == []
+        hub.offer(results[2].events)  # sequence 3 before 1 and 2: held back
+        hub.offer(results[0].events)
+        hub.offer(results[1].events)
+        seen: list[int] = []
+        while len(seen) < 3:
+            seen += [e.sequence for e in await asyncio.wait_for(anext(subscription), 5)]
+        assert seen == [1, 2, 3]
+    finally:
+        await hub.close()
+        await store.close()
