@@ -30,8 +30,8 @@ def test_sqlite_urls(url: str, path: str) -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("postgresql://gw:hunter2@db/gw", "PostgreSQL store is not available yet"),
-        ("postgres://db/gw", "PostgreSQL store is not available yet"),
+        ("postgresql://gw:hunter2@db/gw?schema=Bad", "schema"),
+        ("postgres://db/gw?schema=a&schema=b", "more than one schema"),
         ("mysql://db/gw", "accepted: sqlite:///"),
         ("statusgate.db", "no scheme"),
         ("sqlite://host/x.db", "no host"),

@@ -5,7 +5,10 @@ from __future__ import annotations
 from statusgate.store.base import Store
 from statusgate.store.sqlite import SqliteStore
 
-ACCEPTED = "sqlite:///relative/path, sqlite:////absolute/path, postgresql://..."
+ACCEPTED = (
+    "sqlite:///relative/path, sqlite:////absolute/path,"
+    " postgresql://user:password@host:port/database[?schema=name]"
+)
 
 
 def open_store(url: str) -> Store:
@@ -13,6 +16,8 @@ def open_store(url: str) -> Store:
 
     ``sqlite:///`` is followed by the path, so ``sqlite:///./statusgate.db`` is relative
     to the working directory and ``sqlite:////var/lib/statusgate.db`` is absolute.
+    ``postgresql://user:password@host:port/database?schema=name`` is shared by replicas;
+    ``schema`` is optional (see ``store.postgres``).
     """
     scheme, separator, rest = url.partition("://")
     scheme = scheme.lower()
@@ -21,7 +26,13 @@ def open_store(url: str) -> Store:
     if scheme == "sqlite":
         return SqliteStore(_sqlite_path(url, rest))
     if scheme in ("postgresql", "postgres"):
-        raise ValueError(f"store URL {_redacted(url)!r}: the PostgreSQL store is not available yet")
+        # Imported here so a SQLite deployment never loads asyncpg.
+        from statusgate.store.postgres import PostgresStore
+
+        try:
+            return PostgresStore(url)
+        except ValueError as error:  # e.g. a malformed ?schema=
+            raise ValueError(f"store URL {_redacted(url)!r}: {error}") from None
     raise ValueError(f"unknown store URL scheme {scheme!r}; accepted: {ACCEPTED}")
 
 

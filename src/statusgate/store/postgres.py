@@ -1,0 +1,412 @@
+"""The shared store: PostgreSQL through asyncpg, for several gateway replicas.
+
+Writes. ``ingest`` queues its request and awaits a future; one writer task per process
+takes everything pending (up to ``max_batch``) and commits it as one transaction on its
+own connection (group commit, like the SQLite store): N concurrent webhooks cost one
+WAL flush. How batches of several replicas get gap-free sequences and apply the rules
+on the latest snapshots is explained in ``postgres_writer``.
+
+Wake-ups. Every committed batch NOTIFYs its greatest sequence; a dedicated LISTEN
+connection calls the callbacks registered with ``add_commit_listener`` (see
+``postgres_listen``), also after reconnecting, so another replica's commits reach this
+process's Watch streams within milliseconds.
+
+Availability. Connection refused or lost, admin shutdown, timeouts: ``ingest`` raises
+``StoreUnavailableError`` (the front door answers 503) and ``ready()`` turns False; it
+also turns False when the LISTEN connection is down (cross-replica Watch would stall).
+The writer reconnects on the next batch and, while unhealthy and idle, probes with a
+real commit; the listener reconnects on its own; the read pool reconnects on acquire.
+So everything recovers by itself when the database returns.
+
+URL. ``postgresql://user:password@host:port/database?schema=name``; ``schema`` puts
+every table in that schema (created at start-up) so deployments or test runs can share
+a database. Other query parameters go to asyncpg (``sslmode=...``, server settings).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+import asyncpg
+
+from statusgate.store import postgres_queries as queries
+from statusgate.store.base import (
+    Delivery,
+    DeliveryVerdict,
+    IngestRequest,
+    IngestResult,
+    PollClaim,
+    StatusQuery,
+    StoreUnavailableError,
+)
+from statusgate.store.postgres_listen import FIRST_RETRY_DELAY, CommitListener
+from statusgate.store.postgres_writer import BeforeCommit, SchemaTooNewError, commit_batch
+from statusgate.store.postgres_writer import migrate as migrate_schema
+from statusgate.store.postgres_writer import probe as probe_commit
+from statusgate.v1.status_pb2 import Status, StatusEvent
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+_OPEN_ERRORS = (*queries.UNAVAILABLE_ERRORS, asyncpg.PostgresError, SchemaTooNewError)
+
+
+@dataclass(slots=True)
+class _Pending:
+    request: IngestRequest
+    future: asyncio.Future[IngestResult]
+
+
+class PostgresStore:
+    """``Store`` on a PostgreSQL database (schema) shared by several replicas.
+
+    ``commits`` counts committed ingest transactions (batches) of this process.
+    ``before_commit`` is a test hook, sync or async, run inside each batch's transaction
+    just before COMMIT, while the batch holds the sequence lock.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_batch: int = 512,
+        pool_size: int = 8,
+        probe_interval: float = 1.0,
+        command_timeout: float = 10.0,
+        connect_timeout: float = 5.0,
+        keepalive_interval: float = 5.0,
+        max_retry_delay: float = 2.0,
+    ) -> None:
+        if max_batch < 1 or pool_size < 1:
+            raise ValueError("max_batch and pool_size must be positive")
+        if min(probe_interval, command_timeout, connect_timeout, keepalive_interval) <= 0:
+            raise ValueError("intervals and timeouts must be positive")
+        self.config = queries.ConnectionConfig.from_url(url)
+        self.commits = 0
+        self.before_commit: BeforeCommit | None = None
+        self._max_batch = max_batch
+        self._pool_size = pool_size
+        self._probe_interval = probe_interval
+        self._command_timeout = command_timeout
+        self._connect_timeout = connect_timeout
+        self._max_retry_delay = max(max_retry_delay, FIRST_RETRY_DELAY)
+        self._state = "new"  # -> "open" -> "closing" -> "closed"
+        self._healthy = False
+        self._schema = ""
+        self._listener = CommitListener(
+            self._connect,
+            keepalive_interval=keepalive_interval,
+            max_retry_delay=self._max_retry_delay,
+        )
+        self._pending: collections.deque[_Pending] = collections.deque()
+        self._wakeup = asyncio.Event()
+        self._writer_conn: asyncpg.Connection | None = None
+        self._pool: asyncpg.Pool | None = None
+        self._writer_task: asyncio.Task[None] | None = None
+
+    @property
+    def schema(self) -> str:
+        """The schema the tables live in (known once open)."""
+        return self._schema
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._state != "new":
+            raise RuntimeError(f"the store is {self._state}; a PostgresStore opens once")
+        try:
+            self._writer_conn = await self._connect()
+            await migrate_schema(self._writer_conn, self.config.schema)
+            self._schema = str(await self._writer_conn.fetchval("SELECT current_schema()"))
+            await self._listener.start(queries.channel_for(self._schema))
+            self._pool = await asyncpg.create_pool(
+                self.config.dsn,
+                min_size=1,
+                max_size=self._pool_size,
+                **self._connect_kwargs(),
+            )
+        except BaseException as exc:
+            self._state = "closed"
+            await self._release_connections()
+            if isinstance(exc, _OPEN_ERRORS):
+                raise StoreUnavailableError(
+                    f"cannot open PostgreSQL store {_redacted(self.config.dsn)}: {exc}"
+                ) from exc
+            raise
+        self._healthy = True
+        self._state = "open"
+        self._writer_task = asyncio.create_task(self._run_writer(), name="postgres-writer")
+
+    async def close(self) -> None:
+        if self._state != "open":
+            return
+        # New ingests are refused from here on; the writer drains what is queued.
+        self._state = "closing"
+        self._wakeup.set()
+        if self._writer_task is not None:
+            await self._writer_task
+        await self._release_connections()
+        self._healthy = False
+        self._state = "closed"
+
+    async def _release_connections(self) -> None:
+        await self._listener.close()
+        if self._writer_conn is not None:
+            await _close_quietly(self._writer_conn)
+            self._writer_conn = None
+        if self._pool is not None:
+            try:
+                await asyncio.wait_for(self._pool.close(), self._command_timeout)
+            except (TimeoutError, *queries.UNAVAILABLE_ERRORS):
+                self._pool.terminate()
+            self._pool = None
+
+    async def ready(self) -> bool:
+        return (
+            self._state == "open"
+            and self._writer_task is not None
+            and not self._writer_task.done()
+            and self._healthy
+            and self._listener.listening
+        )
+
+    def _connect_kwargs(self) -> dict[str, Any]:
+        return {
+            "server_settings": self.config.server_settings,
+            "timeout": self._connect_timeout,
+            "command_timeout": self._command_timeout,
+        }
+
+    async def _connect(self) -> asyncpg.Connection:
+        return await asyncpg.connect(self.config.dsn, **self._connect_kwargs())
+
+    # --- writes ----------------------------------------------------------------------
+
+    def add_commit_listener(self, listener: Callable[[int], None]) -> None:
+        """Called for every committed batch of any replica, this one's included."""
+        self._listener.add(listener)
+
+    async def ingest(self, request: IngestRequest) -> IngestResult:
+        if self._state != "open" or self._writer_task is None or self._writer_task.done():
+            raise StoreUnavailableError(f"the PostgreSQL store is {self._state}")
+        future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(request, future))
+        self._wakeup.set()
+        # A cancelled caller does not withdraw the request: it may already be in a
+        # batch, and committing a delivery nobody waits for is harmless.
+        return await future
+
+    async def _run_writer(self) -> None:
+        try:
+            while True:
+                if not self._pending:
+                    if self._state != "open":
+                        return
+                    await self._wait_for_work()
+                    continue
+                count = min(len(self._pending), self._max_batch)
+                await self._commit([self._pending.popleft() for _ in range(count)])
+        finally:
+            # Only reached early through a bug or cancellation: never leave a caller
+            # waiting on a future nobody will resolve.
+            while self._pending:
+                _fail(self._pending.popleft().future, "the PostgreSQL writer stopped")
+
+    async def _wait_for_work(self) -> None:
+        self._wakeup.clear()
+        if self._healthy:
+            await self._wakeup.wait()
+            return
+        # Not ready means no traffic (load balancers stop sending it), so the writer
+        # itself probes until a commit succeeds again.
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), self._probe_interval)
+        except TimeoutError:
+            await self._probe()
+
+    async def _writer_connection(self) -> asyncpg.Connection:
+        # A connection the server closed while idle (restart, pg_terminate_backend) is
+        # noticed here and replaced before it can fail a batch.
+        if self._writer_conn is None or self._writer_conn.is_closed():
+            self._drop_writer_connection()
+            self._writer_conn = await self._connect()
+        return self._writer_conn
+
+    def _drop_writer_connection(self) -> None:
+        # After a failure the connection's state is unknown (it may be mid-transaction
+        # or half-closed): abandon it, the next batch opens a fresh one.
+        if self._writer_conn is not None:
+            self._writer_conn.terminate()
+            self._writer_conn = None
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        requests = [pending.request for pending in batch]
+        try:
+            conn = await self._writer_connection()
+            outcomes = await commit_batch(
+                conn, requests, channel=self._listener.channel, before_commit=self.before_commit
+            )
+        except Exception as exc:
+            self._healthy = False
+            self._drop_writer_connection()
+            log.error("PostgreSQL commit of %d requests failed: %r", len(batch), exc)
+            for pending in batch:
+                _fail(pending.future, f"PostgreSQL commit failed: {exc!r}", cause=exc)
+            return
+        self._healthy = True
+        self.commits += 1
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            if pending.future.done():  # the caller was cancelled
+                continue
+            if isinstance(outcome, Exception):
+                pending.future.set_exception(outcome)
+            else:
+                pending.future.set_result(outcome)
+
+    async def _probe(self) -> None:
+        try:
+            await probe_commit(await self._writer_connection())
+        except Exception as exc:
+            self._drop_writer_connection()
+            log.warning("PostgreSQL store still cannot commit: %r", exc)
+        else:
+            log.info("PostgreSQL store can commit again")
+            self._healthy = True
+
+    # --- reads -----------------------------------------------------------------------
+
+    async def get_status(self, name: str) -> Status | None:
+        return await self._read(queries.get_status, name)
+
+    async def get_statuses(self, names: Sequence[str]) -> dict[str, Status]:
+        if not names:
+            return {}
+        return await self._read(queries.get_statuses, names)
+
+    async def list_statuses(
+        self, query: StatusQuery, *, after_name: str = "", limit: int = 100
+    ) -> list[Status]:
+        _check_limit(limit)
+        return await self._read(queries.list_statuses, query, after_name=after_name, limit=limit)
+
+    async def list_events(
+        self, name: str, *, after_sequence: int = 0, limit: int = 100
+    ) -> list[StatusEvent]:
+        _check_limit(limit)
+        return await self._read(
+            queries.list_events, name, after_sequence=after_sequence, limit=limit
+        )
+
+    async def read_events(self, *, after_sequence: int, limit: int) -> list[StatusEvent]:
+        _check_limit(limit)
+        return await self._read(queries.read_events, after_sequence=after_sequence, limit=limit)
+
+    async def last_sequence(self) -> int:
+        return await self._read(queries.last_sequence)
+
+    # --- the reconciler's schedule ---------------------------------------------------
+
+    async def claim_due_polls(
+        self,
+        source: str,
+        *,
+        now: datetime,
+        quiet_before: datetime,
+        changed_after: datetime,
+        owner: str,
+        lease_until: datetime,
+        limit: int,
+    ) -> list[PollClaim]:
+        """Leases through ``FOR UPDATE SKIP LOCKED`` on schedule rows (see
+        ``postgres_queries``): replicas claiming at once get disjoint subjects."""
+        _check_limit(limit)
+        return await self._read(
+            queries.claim_due_polls,
+            source,
+            now=now,
+            quiet_before=quiet_before,
+            changed_after=changed_after,
+            owner=owner,
+            lease_until=lease_until,
+            limit=limit,
+        )
+
+    async def finish_poll(
+        self, name: str, *, owner: str, next_poll_at: datetime, attempts: int
+    ) -> None:
+        held = await self._read(
+            queries.finish_poll, name, owner=owner, next_poll_at=next_poll_at, attempts=attempts
+        )
+        if not held:
+            log.info("the poll lease on %s had passed to another owner", name)
+
+    async def list_deliveries(
+        self,
+        verdicts: Sequence[DeliveryVerdict],
+        *,
+        source: str | None = None,
+        since: datetime | None = None,
+        after_id: str = "",
+        limit: int = 100,
+    ) -> list[Delivery]:
+        _check_limit(limit)
+        return await self._read(
+            queries.list_deliveries,
+            verdicts,
+            source=source,
+            since=since,
+            after_id=after_id,
+            limit=limit,
+        )
+
+    async def _read(
+        self, query: Callable[..., Awaitable[_T]], *args: object, **kwargs: object
+    ) -> _T:
+        """Run ``query`` on a pooled connection (reads, and the schedule's small writes,
+        which never touch what the ingest writer's sequence lock protects)."""
+        pool = self._pool
+        if self._state != "open" or pool is None:
+            raise StoreUnavailableError(f"the PostgreSQL store is {self._state}")
+        try:
+            async with pool.acquire(timeout=self._command_timeout) as conn:
+                return await query(conn, *args, **kwargs)
+        except queries.UNAVAILABLE_ERRORS as exc:
+            raise StoreUnavailableError(f"PostgreSQL read failed: {exc!r}") from exc
+
+
+async def _close_quietly(conn: asyncpg.Connection) -> None:
+    try:
+        await conn.close(timeout=1)
+    except Exception:
+        conn.terminate()
+
+
+def _check_limit(limit: int) -> None:
+    if limit < 1:
+        raise ValueError(f"limit must be positive, not {limit}")
+
+
+def _fail(
+    future: asyncio.Future[IngestResult], message: str, cause: Exception | None = None
+) -> None:
+    if future.done():
+        return
+    # One exception per future: a shared instance would collect every awaiter's traceback.
+    error = StoreUnavailableError(message)
+    error.__cause__ = cause
+    future.set_exception(error)
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, which must never reach an error message or a log."""
+    scheme, _, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at or ":" not in credentials:
+        return url
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
