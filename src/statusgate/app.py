@@ -1,4 +1,5 @@
-"""Composition root: config → store → hub → pipeline → HTTP front door + gRPC server.
+"""Composition root: config → store → hub → pipeline → HTTP front door + gRPC server,
+plus the poller (PollStatuses, WaitStatus) and the reconciler over the providers' APIs.
 
 Everything shares one asyncio event loop. ``Gateway`` is what ``statusgate serve`` runs
 and what the tests start on port 0, so tests drive exactly what production runs.
@@ -16,6 +17,9 @@ from aiohttp import web
 from statusgate.config import Settings, split_host_port
 from statusgate.core.hub import Hub
 from statusgate.core.pipeline import Pipeline
+from statusgate.poll.poller import Poller
+from statusgate.poll.reconciler import Reconciler
+from statusgate.providers.registry import build_pollers
 from statusgate.rpc.server import RpcServer
 from statusgate.rpc.service import StatusService
 from statusgate.store.base import Store
@@ -42,6 +46,15 @@ class Gateway:
         self.store = store if store is not None else open_store(settings.store)
         self.hub = Hub(self.store)
         self.pipeline = Pipeline(self.store, self.hub)
+        # API clients read their credentials now: a named variable that is unset fails
+        # start-up like a webhook secret does. One HTTP session per source.
+        self.poller = Poller(self.store, self.pipeline, build_pollers(settings.sources))
+        self.reconciler = Reconciler(
+            self.store,
+            self.poller,
+            settings.sources,
+            tick_seconds=settings.reconciler_tick_seconds,
+        )
         self.metrics = Metrics()
         self._runner: web.AppRunner | None = None
         self._rpc: RpcServer | None = None
@@ -49,8 +62,10 @@ class Gateway:
 
     async def start(self) -> BoundPorts:
         await self.store.open()
-        await self.hub.start()
+        # Listen before reading the last sequence: a commit by another replica in between
+        # is then heard (hearing one twice is harmless).
         self.store.add_commit_listener(self.hub.notify)
+        await self.hub.start()
         receiver = WebhookReceiver(
             self.settings.sources,
             self._verifiers,
@@ -68,9 +83,10 @@ class Gateway:
         await site.start()
         http_port = _bound_port(site)
 
-        service = StatusService(self.store, self.hub, list(self.settings.sources))
+        service = StatusService(self.store, self.hub, list(self.settings.sources), self.poller)
         self._rpc = RpcServer(service)
         grpc_port = await self._rpc.start(self.settings.grpc)
+        self.reconciler.start()
         log.info(
             "statusgate serving: http port %d, grpc port %d, store %s, sources %s",
             http_port,
@@ -90,12 +106,15 @@ class Gateway:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        await self.reconciler.stop()
         rpc_stop = self._rpc.stop(self._grace) if self._rpc else asyncio.sleep(0)
         http_stop = self._runner.cleanup() if self._runner else asyncio.sleep(0)
         # Watch streams never end on their own; closing the hub ends them so the gRPC
         # grace period is spent on unary calls, not on waiting for streams.
         await self.hub.close()
         await asyncio.gather(rpc_stop, http_stop)
+        # After the RPCs: polls in flight have had their grace period.
+        await self.poller.close()
         with contextlib.suppress(Exception):
             await self.store.close()
         log.info("statusgate stopped")

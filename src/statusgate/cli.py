@@ -10,11 +10,13 @@ import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
 from statusgate.app import Gateway
-from statusgate.config import Settings, load_settings
+from statusgate.config import FinboxSource, Settings, load_settings
 from statusgate.logs import configure_logging
 
 
@@ -38,6 +40,16 @@ def main(argv: list[str] | None = None) -> int:
         "--since", type=_utc_datetime, help="only deliveries received at or after (ISO 8601)"
     )
 
+    register = commands.add_parser(
+        "register-webhook",
+        help="register the gateway's webhook URL with the provider of a source (FinBox)",
+    )
+    _add_settings_flags(register)
+    register.add_argument("--source", required=True, help="the source to register")
+    register.add_argument(
+        "--url", required=True, help="the public URL of this gateway's POST /webhooks/<source>"
+    )
+
     args = parser.parse_args(argv)
     configure_logging(
         os.environ.get("STATUSGATE_LOG_LEVEL", "INFO"),
@@ -55,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         if settings is None:
             return 2
         return asyncio.run(_replay(settings, args.source, args.since))
+    if args.command == "register-webhook":
+        settings = _settings(args)
+        if settings is None:
+            return 2
+        return asyncio.run(register_webhook(settings, args.source, args.url))
     return 2  # pragma: no cover - argparse requires a command
 
 
@@ -127,6 +144,66 @@ async def _replay(settings: Settings, source: str | None, since: datetime | None
         f"unknown source {report.unknown_source}"
     )
     return 0
+
+
+async def register_webhook(settings: Settings, source_id: str, url: str) -> int:
+    """Point the provider of ``source_id`` at ``url``: FinBox through its API (session
+    and entity flows, ``webhook_mode`` 1 always: leaving it out resets it to 0);
+    Setu and banqware have no API for it, so say where it is done by hand."""
+    from statusgate.poll.errors import PollError
+    from statusgate.poll.http import CallScope
+    from statusgate.providers.finbox.client import finbox_client
+
+    source = settings.sources.get(source_id)
+    if source is None:
+        print(f"statusgate: no source {source_id!r} is configured", file=sys.stderr)
+        return 2
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        print(f"statusgate: --url must be an absolute http(s) URL, not {url!r}", file=sys.stderr)
+        return 2
+    if not parts.path.rstrip("/").endswith(f"/webhooks/{source_id}"):
+        print(f"note: the gateway receives this source's webhooks at /webhooks/{source_id}")
+    if source.provider == "setu":
+        print(
+            "Setu has no API to register a webhook: set the notification URL of your FIU "
+            f"product instance to {url} in Setu's dashboard (Bridge). Nothing was registered."
+        )
+        return 0
+    if source.provider == "banqware":
+        print(
+            "banqware has no API to register callbacks: enter the address "
+            f"{url} in banqware's developer portal. Nothing was registered."
+        )
+        return 0
+    assert isinstance(source, FinboxSource)
+    try:
+        client = finbox_client(source)
+    except ValueError as error:  # a named credential variable is unset
+        print(f"statusgate: {error}", file=sys.stderr)
+        return 2
+    if client is None:
+        print(
+            f"statusgate: set sources.{source_id}.api.api_key_env and server_hash_env "
+            "(FinBox API credentials) first",
+            file=sys.stderr,
+        )
+        return 2
+    failed = False
+    try:
+        flows: tuple[Literal["session", "entity"], ...] = ("session", "entity")
+        for flow in flows:
+            scope = CallScope.within(source.api.timeout_seconds * (source.api.retries + 1))
+            try:
+                answer = await client.register_webhook(flow, url, scope)
+            except PollError as error:
+                failed = True
+                print(f"FinBox {flow} flow: not registered: {error.message}", file=sys.stderr)
+            else:
+                print(f"FinBox {flow} flow: registered {url} (webhook_mode 1): {answer}")
+    finally:
+        await client.http.close()
+    return 1 if failed else 0
 
 
 def _utc_datetime(text: str) -> datetime:

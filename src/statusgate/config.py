@@ -262,6 +262,14 @@ class ApiConfig(_Strict):
     base_url: HttpUrl | None = None
     # Per upstream HTTP call; a caller's shorter gRPC deadline wins.
     timeout_seconds: float = Field(default=10.0, gt=0)
+    # Retries of a call that got a 429, a 5xx, a timeout or a dropped connection, waiting
+    # retry_backoff_seconds * 2**n (full jitter), or at least what Retry-After asks.
+    retries: int = Field(default=3, ge=0, le=10)
+    retry_backoff_seconds: float = Field(default=0.25, gt=0)
+    # The circuit breaker of the source: after this many consecutive failed calls, polls
+    # fail fast for breaker_cooldown_seconds, then one trial call decides.
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_cooldown_seconds: float = Field(default=30.0, gt=0)
 
 
 class FinboxApi(ApiConfig):
@@ -295,6 +303,9 @@ class BanqwareApi(ApiConfig):
     client_key_file: ConfigPath | None = None
     # CA bundle to verify banqware's server certificate; the system store when unset.
     ca_file: ConfigPath | None = None
+    # How the status endpoints are told which session: PROVIDERS.md does not say, so the
+    # query parameter's name is an assumption that can be changed here.
+    session_id_param: str = Field(default="sessionId", pattern=r"^[A-Za-z0-9_.\-\[\]]{1,64}$")
 
     @model_validator(mode="after")
     def _key_needs_cert(self) -> BanqwareApi:
@@ -431,6 +442,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
     # Seconds SIGTERM waits for in-flight requests and streams before closing them.
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    # How often the reconciler looks for quiet, non-terminal subjects that are due a poll.
+    reconciler_tick_seconds: float = Field(default=5.0, gt=0)
     # Source id -> source. Without a [sources] table in the config file: one source per
     # provider (finbox, banqware, setu), no auth. A [sources] table replaces them all.
     sources: dict[SourceId, SourceConfig] = Field(default_factory=default_sources)

@@ -12,6 +12,7 @@ import grpc
 from statusgate.core.filters import matches, to_query, validate_filter
 from statusgate.core.hub import Hub
 from statusgate.core.names import InvalidNameError, parse_name, parse_source_parent
+from statusgate.poll.poller import Poller, unchanged_for
 from statusgate.rpc import paging
 from statusgate.rpc.errors import abort
 from statusgate.store.base import StatusQuery, Store, StoreUnavailableError
@@ -19,15 +20,24 @@ from statusgate.v1 import status_pb2 as pb
 from statusgate.v1 import status_service_pb2_grpc as pb_grpc
 
 MAX_BATCH_GET = 1000
+# Each name of a poll costs provider calls: batches stay small.
+MAX_POLL_NAMES = 100
+# WaitStatus polls the provider while it waits: first after this many seconds (at once
+# when the subject is unknown or quiet), then doubling up to WAIT_POLL_MAX.
+WAIT_POLL_FIRST = 2.0
+WAIT_POLL_MAX = 30.0
 Context = grpc.aio.ServicerContext[Any, Any]
 T = TypeVar("T")
 
 
 class StatusService(pb_grpc.StatusServiceServicer):
-    def __init__(self, store: Store, hub: Hub, sources: Sequence[str]) -> None:
+    def __init__(
+        self, store: Store, hub: Hub, sources: Sequence[str], poller: Poller | None = None
+    ) -> None:
         self._store = store
         self._hub = hub
         self._sources = frozenset(sources)
+        self._poller = poller
 
     async def GetStatus(self, request: pb.GetStatusRequest, context: Context) -> pb.Status:
         await self._check_name(request.name, context)
@@ -162,17 +172,47 @@ class StatusService(pb_grpc.StatusServiceServicer):
     async def PollStatuses(
         self, request: pb.PollStatusesRequest, context: Context
     ) -> pb.PollStatusesResponse:
-        await abort(
-            context,
-            grpc.StatusCode.UNIMPLEMENTED,
-            "PollStatuses is not available yet",
-            "NOT_IMPLEMENTED",
+        """Every name gets its own result: a malformed name, an unknown source or a
+        provider failure is that name's ``error`` and never fails the others."""
+        if self._poller is None:
+            await abort(
+                context,
+                grpc.StatusCode.UNIMPLEMENTED,
+                "polling is not available in this gateway",
+                "NOT_IMPLEMENTED",
+            )
+        if len(request.names) > MAX_POLL_NAMES:
+            await abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"at most {MAX_POLL_NAMES} names per call",
+                "TOO_MANY_NAMES",
+            )
+        max_staleness = 0.0
+        if request.HasField("max_staleness"):
+            max_staleness = request.max_staleness.ToTimedelta().total_seconds()
+            if max_staleness < 0:
+                await abort(
+                    context,
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "max_staleness must not be negative",
+                    "INVALID_ARGUMENT",
+                )
+        outcomes = await self._poller.poll_many(
+            list(request.names), within=context.time_remaining(), max_staleness=max_staleness
         )
+        response = pb.PollStatusesResponse()
+        for outcome in outcomes:
+            result = response.results.add(name=outcome.name, upstream_calls=outcome.upstream_calls)
+            if outcome.status is not None:
+                result.status.CopyFrom(outcome.status)
+            if outcome.error is not None:
+                result.error.CopyFrom(outcome.error.to_status())
+        return response
 
     async def WaitStatus(self, request: pb.WaitStatusRequest, context: Context) -> pb.Status:
         await self._check_name(request.name, context)
-        condition = request.condition.WhichOneof("condition")
-        if condition is None:
+        if request.condition.WhichOneof("condition") is None:
             await abort(
                 context,
                 grpc.StatusCode.INVALID_ARGUMENT,
@@ -185,17 +225,33 @@ class StatusService(pb_grpc.StatusServiceServicer):
             status = await self._guard(context, self._store.get_status(request.name))
             if status is not None and condition_holds(request.condition, status):
                 return status
-            timeout = context.time_remaining()
+            found: asyncio.Future[pb.Status] = asyncio.get_running_loop().create_future()
+            helpers = [asyncio.ensure_future(self._watch_for(subscription, request, found))]
+            if self._poller is not None and self._poller.target(request.name) is not None:
+                helpers.append(asyncio.ensure_future(self._poll_for(request, status, found)))
             try:
-                async with asyncio.timeout(timeout):
-                    async for batch in subscription:
-                        for event in batch:
-                            if event.status.name == request.name and condition_holds(
-                                request.condition, event.status
-                            ):
-                                return event.status
+                async with asyncio.timeout(context.time_remaining()):
+                    return await found
             except TimeoutError:
                 pass
+            except _HubClosedError:
+                await abort(
+                    context,
+                    grpc.StatusCode.UNAVAILABLE,
+                    "the gateway is shutting down",
+                    "SHUTTING_DOWN",
+                )
+            except StoreUnavailableError:
+                await abort(
+                    context,
+                    grpc.StatusCode.UNAVAILABLE,
+                    "the store is unavailable",
+                    "STORE_UNAVAILABLE",
+                )
+            finally:
+                for helper in helpers:
+                    helper.cancel()
+                await asyncio.gather(*helpers, return_exceptions=True)
             await abort(
                 context,
                 grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -205,6 +261,50 @@ class StatusService(pb_grpc.StatusServiceServicer):
         finally:
             with contextlib.suppress(Exception):
                 await subscription.aclose()  # type: ignore[attr-defined]
+
+    async def _watch_for(
+        self,
+        subscription: AsyncIterator[list[pb.StatusEvent]],
+        request: pb.WaitStatusRequest,
+        found: asyncio.Future[pb.Status],
+    ) -> None:
+        try:
+            async for batch in subscription:
+                for event in batch:
+                    if event.status.name == request.name and condition_holds(
+                        request.condition, event.status
+                    ):
+                        _resolve(found, event.status)
+                        return
+        except StoreUnavailableError as error:
+            if not found.done():
+                found.set_exception(error)
+            return
+        # The hub only ends when the gateway shuts down.
+        if not found.done():
+            found.set_exception(_HubClosedError())
+
+    async def _poll_for(
+        self,
+        request: pb.WaitStatusRequest,
+        status: pb.Status | None,
+        found: asyncio.Future[pb.Status],
+    ) -> None:
+        """Poll the provider while waiting: at once when the subject is unknown or has
+        been quiet, then with backoff. Waiters on one subject share each poll (single
+        flight, and a poll younger than half the interval is not repeated)."""
+        assert self._poller is not None
+        interval = WAIT_POLL_FIRST
+        age = unchanged_for(status) if status is not None else None
+        if age is not None and age < interval:
+            await asyncio.sleep(interval)  # it just changed: news may be on its way
+        while True:
+            outcome = await self._poller.poll(request.name, within=None, max_staleness=interval / 2)
+            if outcome.status is not None and condition_holds(request.condition, outcome.status):
+                _resolve(found, outcome.status)
+                return
+            await asyncio.sleep(interval)
+            interval = min(interval * 2, WAIT_POLL_MAX)
 
     # --- helpers ---------------------------------------------------------------------
 
@@ -231,6 +331,15 @@ class StatusService(pb_grpc.StatusServiceServicer):
                 "the store is unavailable",
                 "STORE_UNAVAILABLE",
             )
+
+
+class _HubClosedError(Exception):
+    pass
+
+
+def _resolve(found: asyncio.Future[pb.Status], status: pb.Status) -> None:
+    if not found.done():
+        found.set_result(status)
 
 
 def condition_holds(condition: pb.WaitCondition, status: pb.Status) -> bool:

@@ -63,6 +63,17 @@ class IngestResult:
 
 
 @dataclass(frozen=True, slots=True)
+class PollClaim:
+    """A quiet, non-terminal subject leased to one reconciler for one poll."""
+
+    name: str
+    # Consecutive reconciler polls since the subject last changed (drives the backoff).
+    attempts: int
+    updated_at: datetime
+    last_polled_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class StatusQuery:
     """What ListStatuses and the reconciler select; every set field must match."""
 
@@ -90,7 +101,11 @@ class Store(Protocol):
     def add_commit_listener(self, listener: Callable[[int], None]) -> None:
         """Call ``listener(sequence)`` on the event loop whenever *another process*
         committed events up to ``sequence`` (PostgreSQL replicas). Local commits are
-        returned by ``ingest`` instead. A single-process store may never call it."""
+        returned by ``ingest`` instead, but may be announced here too (the PostgreSQL
+        store does, which also covers events whose ``ingest`` caller was cancelled), so
+        a listener must ignore sequences it already has. It may be called with a
+        sequence it has seen (after a reconnect, with ``last_sequence()``). A
+        single-process store may never call it."""
 
     async def ingest(self, request: IngestRequest) -> IngestResult:
         """Apply and commit durably; returns only after the commit.
@@ -118,6 +133,27 @@ class Store(Protocol):
 
     async def last_sequence(self) -> int:
         """The greatest committed sequence (0 when there is none)."""
+
+    async def claim_due_polls(
+        self,
+        source: str,
+        *,
+        now: datetime,
+        quiet_before: datetime,
+        changed_after: datetime,
+        owner: str,
+        lease_until: datetime,
+        limit: int,
+    ) -> list[PollClaim]:
+        """Lease, atomically, up to ``limit`` non-terminal statuses of ``source`` that
+        last changed before ``quiet_before`` but after ``changed_after`` (older ones are
+        abandoned), whose next poll is due at or before ``now``, and that no other owner
+        holds a lease on. Two replicas never claim the same subject at once."""
+
+    async def finish_poll(
+        self, name: str, *, owner: str, next_poll_at: datetime, attempts: int
+    ) -> None:
+        """Record a claimed poll's outcome and release ``owner``'s lease on ``name``."""
 
     async def list_deliveries(
         self,

@@ -30,6 +30,7 @@ from statusgate.store.base import (
     DeliveryVerdict,
     IngestRequest,
     IngestResult,
+    PollClaim,
     StatusQuery,
     StoreUnavailableError,
 )
@@ -290,6 +291,63 @@ class SqliteStore:
 
     async def last_sequence(self) -> int:
         return await self._read(queries.last_sequence)
+
+    # --- the reconciler's schedule ---------------------------------------------------
+
+    async def claim_due_polls(
+        self,
+        source: str,
+        *,
+        now: datetime,
+        quiet_before: datetime,
+        changed_after: datetime,
+        owner: str,
+        lease_until: datetime,
+        limit: int,
+    ) -> list[PollClaim]:
+        _check_limit(limit)
+        return await self._write(
+            functools.partial(
+                queries.claim_due_polls,
+                source=source,
+                now=now,
+                quiet_before=quiet_before,
+                changed_after=changed_after,
+                owner=owner,
+                lease_until=lease_until,
+                limit=limit,
+            )
+        )
+
+    async def finish_poll(
+        self, name: str, *, owner: str, next_poll_at: datetime, attempts: int
+    ) -> None:
+        held = await self._write(
+            functools.partial(
+                queries.finish_poll,
+                name=name,
+                owner=owner,
+                next_poll_at=next_poll_at,
+                attempts=attempts,
+            )
+        )
+        if not held:
+            log.info("the poll lease on %s had passed to another owner", name)
+
+    async def _write(self, statement: Callable[[sqlite3.Connection], _T]) -> _T:
+        """A small write of its own on the writer connection. The writer thread runs one
+        thing at a time, so it slips in between group-commit batches."""
+        if self._state != "open" or self._writer_pool is None:
+            raise StoreUnavailableError(f"the SQLite store is {self._state}")
+        writer = self._writer
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._writer_pool, lambda: statement(writer.conn)
+            )
+        except RuntimeError as exc:  # the pool was shut down by a concurrent close()
+            raise StoreUnavailableError("the SQLite store is closed") from exc
+        except sqlite3.Error as exc:
+            raise StoreUnavailableError(f"SQLite write failed: {exc}") from exc
 
     async def list_deliveries(
         self,

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from statusgate.store.base import Delivery, DeliveryVerdict, StatusQuery
+from statusgate.store.base import Delivery, DeliveryVerdict, PollClaim, StatusQuery
 from statusgate.v1.status_pb2 import Status, StatusEvent
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -210,3 +210,117 @@ def list_deliveries(
         )
         for id_, source_, received_at, verdict, detail, headers, body in rows
     ]
+
+
+# --- the reconciler's schedule (written by the writer connection only) ------------------
+
+# Quiet, non-terminal subjects of one source that are due and that nobody holds a lease
+# on, never-polled ones first, then the longest unpolled. A subject that changed since
+# its last poll (seen_sequence differs) is due at once and starts its backoff over.
+_DUE_POLLS = """
+SELECT s.name,
+       s.updated_at,
+       CASE WHEN p.seen_sequence = s.sequence THEN p.attempts ELSE 0 END AS attempts,
+       p.last_polled_at
+FROM statuses AS s
+LEFT JOIN poll_schedule AS p ON p.name = s.name
+WHERE s.source = :source
+  AND s.terminal = 0
+  AND s.updated_at < :quiet_before
+  AND s.updated_at > :changed_after
+  AND (p.name IS NULL OR p.seen_sequence <> s.sequence OR p.next_poll_at <= :now)
+  AND (p.lease_until IS NULL OR p.lease_until <= :now)
+ORDER BY p.last_polled_at IS NOT NULL, p.last_polled_at, s.updated_at
+LIMIT :limit
+"""
+
+_TAKE_LEASE = """
+INSERT INTO poll_schedule (name, source, lease_owner, lease_until)
+VALUES (:name, :source, :owner, :lease_until)
+ON CONFLICT (name) DO UPDATE
+SET lease_owner = excluded.lease_owner, lease_until = excluded.lease_until
+"""
+
+# Only the lease's holder records the outcome: a reconciler whose lease expired (and
+# was taken over) must not overwrite the newer owner's schedule.
+_FINISH_POLL = """
+UPDATE poll_schedule
+SET attempts = :attempts,
+    next_poll_at = :next_poll_at,
+    last_polled_at = :now,
+    seen_sequence = COALESCE((SELECT sequence FROM statuses WHERE name = :name), 0),
+    lease_owner = NULL,
+    lease_until = NULL
+WHERE name = :name AND lease_owner = :owner
+"""
+
+
+def claim_due_polls(
+    conn: sqlite3.Connection,
+    source: str,
+    *,
+    now: datetime,
+    quiet_before: datetime,
+    changed_after: datetime,
+    owner: str,
+    lease_until: datetime,
+    limit: int,
+) -> list[PollClaim]:
+    """Select and lease in one IMMEDIATE transaction, so no other writer can claim the
+    same rows in between (with one writer per file this is belt and braces; the
+    PostgreSQL store gets the same from FOR UPDATE SKIP LOCKED)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        rows = conn.execute(
+            _DUE_POLLS,
+            {
+                "source": source,
+                "now": to_micros(now),
+                "quiet_before": to_micros(quiet_before),
+                "changed_after": to_micros(changed_after),
+                "limit": limit,
+            },
+        ).fetchall()
+        conn.executemany(
+            _TAKE_LEASE,
+            [
+                {
+                    "name": row[0],
+                    "source": source,
+                    "owner": owner,
+                    "lease_until": to_micros(lease_until),
+                }
+                for row in rows
+            ],
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return [
+        PollClaim(
+            name=name,
+            attempts=attempts,
+            updated_at=from_micros(updated_at),
+            last_polled_at=None if last_polled_at is None else from_micros(last_polled_at),
+        )
+        for name, updated_at, attempts, last_polled_at in rows
+    ]
+
+
+def finish_poll(
+    conn: sqlite3.Connection, name: str, *, owner: str, next_poll_at: datetime, attempts: int
+) -> bool:
+    """Record the outcome and release the lease; False when ``owner`` no longer held it."""
+    cursor = conn.execute(
+        _FINISH_POLL,
+        {
+            "name": name,
+            "owner": owner,
+            "attempts": attempts,
+            "next_poll_at": to_micros(next_poll_at),
+            "now": to_micros(datetime.now(UTC)),
+        },
+    )
+    return cursor.rowcount == 1

@@ -1,0 +1,263 @@
+"""Upstream HTTP calls for polling: one aiohttp session per source, timeouts bound by
+the caller's deadline, retries with exponential backoff and jitter that honour
+Retry-After, the source's circuit breaker, and every failure turned into a
+``PollError`` that says what went wrong (``envelopes``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import grpc
+from multidict import CIMultiDict
+
+from statusgate.config import ApiConfig
+from statusgate.poll import errors
+from statusgate.poll.breaker import CircuitBreaker, Outcome
+from statusgate.poll.envelopes import Failure, bad_response, http_failure
+from statusgate.poll.errors import PollError
+
+# Kept from the caller's deadline so the answer (or the error) still reaches it in time.
+DEADLINE_MARGIN = 0.05
+# The longest wait between two attempts, whatever the backoff says (Retry-After aside).
+MAX_BACKOFF = 10.0
+
+
+@dataclass(slots=True)
+class CallScope:
+    """One poll's budget: the absolute deadline (``time.monotonic``) every upstream
+    call of it must finish by, and how many calls it has made (``upstream_calls``)."""
+
+    deadline: float
+    calls: int = 0
+
+    @classmethod
+    def within(cls, seconds: float) -> CallScope:
+        return cls(time.monotonic() + seconds)
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    # Decoded JSON; None when the body was empty or not JSON (is_json says which).
+    body: Any
+    raw: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    is_json: bool = True
+
+
+def deadline_exceeded(what: str) -> PollError:
+    return PollError(
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        errors.DEADLINE_EXCEEDED,
+        f"{what}: the caller's deadline passed before the provider answered",
+    )
+
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class HttpClient:
+    """The HTTP side of one source's API client.
+
+    ``sleep`` is the wait between retries (tests record it instead of waiting).
+    """
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        api: ApiConfig,
+        ssl_context: ssl.SSLContext | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.provider = provider
+        self.breaker = CircuitBreaker(
+            api.breaker_failures, api.breaker_cooldown_seconds, name=provider
+        )
+        self._timeout = api.timeout_seconds
+        self._retries = api.retries
+        self._backoff = api.retry_backoff_seconds
+        self._ssl = ssl_context
+        self._sleep = sleep
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        # Created on first use: a ClientSession belongs to the running event loop.
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else True)
+            self._session = aiohttp.ClientSession(connector=connector)
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def call(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        scope: CallScope,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        passthrough: Collection[int] = (),
+    ) -> Answer:
+        """A 2xx answer with a JSON body, or an answer whose status is in
+        ``passthrough`` (the caller knows what it means, e.g. a 401 that asks for a new
+        token). Anything else raises ``PollError`` after the retries it deserves."""
+        attempt = 0
+        while True:
+            outcome = await self._attempt(method, url, what, scope, headers, params, json_body)
+            if isinstance(outcome, Answer):
+                if 200 <= outcome.status < 300 or outcome.status in passthrough:
+                    return outcome
+                failure = http_failure(
+                    outcome.status, outcome.raw, outcome.headers.get("Retry-After"), what
+                )
+            else:
+                failure = outcome
+            if not failure.retryable or attempt >= self._retries:
+                raise failure.error
+            delay = self._delay(attempt, failure.retry_after)
+            if delay > scope.remaining() - DEADLINE_MARGIN:
+                failure.error.message += " (no time left before the deadline to retry)"
+                raise failure.error
+            await self._sleep(delay)
+            attempt += 1
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        # Full jitter: concurrent pollers that failed together do not retry together.
+        delay = random.uniform(0, min(MAX_BACKOFF, self._backoff * 2**attempt))
+        if retry_after is not None:
+            delay = retry_after + random.uniform(0, self._backoff)
+        return delay
+
+    async def _attempt(
+        self,
+        method: str,
+        url: str,
+        what: str,
+        scope: CallScope,
+        headers: Mapping[str, str] | None,
+        params: Mapping[str, str] | None,
+        json_body: Any,
+    ) -> Answer | Failure:
+        if not self.breaker.allow():
+            raise PollError(
+                grpc.StatusCode.UNAVAILABLE,
+                errors.UPSTREAM_UNAVAILABLE,
+                f"{what}: not called, the {self.provider} API failed "
+                f"{self.breaker.consecutive_failures} times in a row (circuit breaker open; "
+                f"next try in {self.breaker.retry_in():.1f}s)",
+            )
+        outcome = Outcome.NEUTRAL
+        try:
+            remaining = scope.remaining() - DEADLINE_MARGIN
+            if remaining <= 0:
+                raise deadline_exceeded(what)
+            timeout = min(self._timeout, remaining)
+            result = await self._send(method, url, what, scope, timeout, headers, params, json_body)
+            if isinstance(result, Answer):
+                outcome = _health(result)
+                if 200 <= result.status < 300 and not result.is_json:
+                    return bad_response(what, result.status, result.raw)
+                return result
+            if result.provider_down:
+                outcome = Outcome.FAILURE
+            if result.error.reason == errors.UPSTREAM_TIMEOUT and timeout < self._timeout:
+                # Cut short by the caller's deadline, not by the provider's slowness.
+                outcome = Outcome.NEUTRAL
+                if scope.remaining() <= DEADLINE_MARGIN:
+                    raise deadline_exceeded(what)
+            return result
+        finally:
+            self.breaker.record(outcome)
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        what: str,
+        scope: CallScope,
+        limit: float,
+        headers: Mapping[str, str] | None,
+        params: Mapping[str, str] | None,
+        json_body: Any,
+    ) -> Answer | Failure:
+        scope.calls += 1
+        try:
+            async with self._client().request(
+                method,
+                url,
+                headers=headers,
+                params=params,
+                json=json_body,
+                timeout=aiohttp.ClientTimeout(total=limit),
+            ) as response:
+                raw = await response.read()
+                return _answer(response.status, raw, CIMultiDict(response.headers))
+        except TimeoutError:
+            return Failure(
+                PollError(
+                    grpc.StatusCode.UNAVAILABLE,
+                    errors.UPSTREAM_TIMEOUT,
+                    f"{what}: no answer within {limit:.2f}s",
+                ),
+                retryable=True,
+                provider_down=True,
+            )
+        except (aiohttp.ClientSSLError, aiohttp.ClientConnectorCertificateError) as error:
+            # A TLS failure (wrong CA, client certificate refused) will not heal by
+            # itself: say so at once instead of retrying.
+            return Failure(
+                PollError(
+                    grpc.StatusCode.UNAVAILABLE,
+                    errors.UPSTREAM_UNAVAILABLE,
+                    f"{what}: TLS handshake failed ({type(error).__name__}); check the "
+                    "API's certificate settings",
+                ),
+                retryable=False,
+                provider_down=True,
+            )
+        except (aiohttp.ClientError, OSError) as error:
+            return Failure(
+                PollError(
+                    grpc.StatusCode.UNAVAILABLE,
+                    errors.UPSTREAM_UNAVAILABLE,
+                    f"{what}: connection failed ({type(error).__name__})",
+                ),
+                retryable=True,
+                provider_down=True,
+            )
+
+
+def _answer(status: int, raw: bytes, headers: Mapping[str, str]) -> Answer:
+    try:
+        # An empty body is not JSON either: json.loads refuses it.
+        return Answer(status, json.loads(raw), raw, headers)
+    except ValueError:
+        return Answer(status, None, raw, headers, is_json=False)
+
+
+def _health(answer: Answer) -> Outcome:
+    """What an answer says about the provider: alive, down, or nothing (429)."""
+    if answer.status >= 500 or (200 <= answer.status < 300 and not answer.is_json):
+        return Outcome.FAILURE
+    if answer.status == 429:
+        return Outcome.NEUTRAL
+    return Outcome.SUCCESS

@@ -1,0 +1,296 @@
+"""The poller: a name in, the provider asked, the answers through the one write path.
+
+PollStatuses, WaitStatus and the reconciler all poll through here. For each name: the
+source's ``ProviderPoller`` says which subject's endpoints describe it (an account is
+described by its session), concurrent polls of that subject share one run (single
+flight), the answers go through ``Pipeline.ingest`` with origin POLL or RECONCILE (so
+ordering, dedupe, events and Watch streams are exactly those of webhooks), and the
+result is the store's status of the name afterwards. Failures are per name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import grpc
+
+from statusgate.core.names import InvalidNameError, ResourceName, parse_name
+from statusgate.core.pipeline import Pipeline
+from statusgate.poll import errors
+from statusgate.poll.errors import PollError
+from statusgate.poll.http import DEADLINE_MARGIN, CallScope, deadline_exceeded
+from statusgate.poll.single_flight import SingleFlight
+from statusgate.providers.polling import PollAnswer, ProviderPoller, breaker_open
+from statusgate.store.base import IngestRequest, Store, StoreUnavailableError
+from statusgate.v1.status_pb2 import Origin, Status
+
+log = logging.getLogger(__name__)
+
+# How long a poll may take when its caller set no deadline (the reconciler, a client
+# without one).
+DEFAULT_BUDGET = 30.0
+# Last-poll times kept in memory for max_staleness; the oldest are forgotten first.
+MAX_REMEMBERED = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class PollOutcome:
+    name: str
+    # The stored status after the poll (unchanged when the answer said nothing new).
+    status: Status | None = None
+    error: PollError | None = None
+    # Provider calls this result cost: 0 when served from a recent poll or when it
+    # joined a poll another caller had started.
+    upstream_calls: int = 0
+    # Whether the poll's answers changed this subject.
+    changed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Flight:
+    error: PollError | None
+    calls: int
+    # Names whose status the poll changed.
+    changed: frozenset[str]
+    # Statuses after the poll, by name: those it changed, and the polled subject's.
+    statuses: dict[str, Status]
+
+
+class Poller:
+    def __init__(
+        self,
+        store: Store,
+        pipeline: Pipeline,
+        pollers: Mapping[str, ProviderPoller],
+        *,
+        default_budget: float = DEFAULT_BUDGET,
+    ) -> None:
+        self._store = store
+        self._pipeline = pipeline
+        self._pollers = dict(pollers)
+        self._budget = default_budget
+        self._flights: SingleFlight[str, _Flight] = SingleFlight()
+        # Subject name -> time.monotonic() of its last successful poll, in this process.
+        self._polled_at: OrderedDict[str, float] = OrderedDict()
+
+    # --- what can be polled ------------------------------------------------------------
+
+    def missing_settings(self, source: str) -> list[str]:
+        poller = self._pollers.get(source)
+        return ["(source not configured)"] if poller is None else poller.missing_settings()
+
+    def breaker_open(self, source: str) -> bool:
+        poller = self._pollers.get(source)
+        return poller is not None and breaker_open(poller)
+
+    def target(self, name: str) -> str | None:
+        """The subject whose endpoints a poll of ``name`` calls; None when ``name``
+        cannot be polled (malformed, unknown source, no credentials, no endpoint)."""
+        try:
+            parsed = parse_name(name)
+            poller = self._pollers[parsed.source]
+            if poller.missing_settings():
+                return None
+            return str(poller.target(parsed))
+        except (InvalidNameError, KeyError, PollError):
+            return None
+
+    def waiters(self, name: str) -> int:
+        """Callers waiting on the poll in flight for ``name``'s subject (tests, bench)."""
+        target = self.target(name)
+        return 0 if target is None else self._flights.waiters(target)
+
+    # --- polling -----------------------------------------------------------------------
+
+    async def poll_many(
+        self,
+        names: Sequence[str],
+        *,
+        within: float | None,
+        max_staleness: float = 0.0,
+        origin: Origin.ValueType = Origin.ORIGIN_POLL,
+    ) -> list[PollOutcome]:
+        return list(
+            await asyncio.gather(
+                *(
+                    self.poll(name, within=within, max_staleness=max_staleness, origin=origin)
+                    for name in names
+                )
+            )
+        )
+
+    async def poll(
+        self,
+        name: str,
+        *,
+        within: float | None,
+        max_staleness: float = 0.0,
+        origin: Origin.ValueType = Origin.ORIGIN_POLL,
+    ) -> PollOutcome:
+        """Poll one name. ``within`` is the caller's remaining time in seconds (None:
+        the default budget); ``max_staleness`` > 0 serves the stored status without
+        calling when the subject was polled or changed no longer ago than that."""
+        budget = self._budget if within is None else within - DEADLINE_MARGIN
+        deadline = time.monotonic() + budget
+        try:
+            parsed = parse_name(name)
+        except InvalidNameError as invalid:
+            return PollOutcome(
+                name,
+                error=PollError(
+                    grpc.StatusCode.INVALID_ARGUMENT, errors.INVALID_NAME, str(invalid)
+                ),
+            )
+        poller = self._pollers.get(parsed.source)
+        if poller is None:
+            return PollOutcome(
+                name,
+                error=PollError(
+                    grpc.StatusCode.NOT_FOUND,
+                    errors.SOURCE_NOT_FOUND,
+                    f"source {parsed.source!r} is not configured",
+                ),
+            )
+        try:
+            missing = poller.missing_settings()
+            if missing:
+                raise errors.not_configured(parsed.source, missing)
+            target = poller.target(parsed)
+        except PollError as refused:
+            return PollOutcome(name, await self._stored(name), refused)
+        key = str(target)
+        if max_staleness > 0:
+            recent = await self._recent(name, key, max_staleness)
+            if recent is not None:
+                return PollOutcome(name, recent)
+
+        # Join before any store read: callers that arrive while a poll is in flight must
+        # find it, not queue behind reads and start a second one when it is over.
+        task, started = self._flights.join(
+            key, lambda: self._run(poller, target, CallScope(deadline), origin)
+        )
+        try:
+            flight = await self._flights.wait(task, key, max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            # The run goes on for whoever else waits on it; this caller is out of time.
+            return PollOutcome(name, await self._stored(name), deadline_exceeded(f"polling {key}"))
+        error = flight.error
+        status = flight.statuses.get(name)
+        if status is None:
+            try:
+                status = await self._store.get_status(name)
+            except StoreUnavailableError:
+                error = error or _store_unavailable()
+        if status is None and error is None:
+            error = PollError(
+                grpc.StatusCode.NOT_FOUND,
+                errors.NOT_IN_ANSWER,
+                f"the provider's answer about {key} does not mention {name}",
+            )
+        return PollOutcome(
+            name,
+            status,
+            error,
+            upstream_calls=flight.calls if started else 0,
+            changed=name in flight.changed,
+        )
+
+    async def _run(
+        self,
+        poller: ProviderPoller,
+        target: ResourceName,
+        scope: CallScope,
+        origin: Origin.ValueType,
+    ) -> _Flight:
+        key = str(target)
+        try:
+            current = await self._store.get_status(key)
+            answer = await poller.poll(target, current, scope)
+        except PollError as error:
+            answer = PollAnswer(error=error)
+        except StoreUnavailableError:
+            answer = PollAnswer(error=_store_unavailable())
+        except Exception:
+            log.exception("polling %s failed", key)
+            answer = PollAnswer(error=_internal(key))
+        statuses: dict[str, Status] = {}
+        if answer.updates:
+            request = IngestRequest(
+                origin=origin, updates=answer.updates, received_at=datetime.now(UTC)
+            )
+            try:
+                result = await self._pipeline.ingest(request)
+                statuses = {event.status.name: event.status for event in result.events}
+            except StoreUnavailableError:
+                answer.error = _store_unavailable()
+            except Exception:
+                log.exception("applying the poll of %s failed", key)
+                answer.error = _internal(key)
+        changed = frozenset(statuses)
+        if key not in statuses:
+            # Read once here rather than once per caller waiting on this poll.
+            with contextlib.suppress(StoreUnavailableError):
+                if (status := await self._store.get_status(key)) is not None:
+                    statuses[key] = status
+        if answer.error is None:
+            self._remember(key)
+        return _Flight(answer.error, scope.calls, changed, statuses)
+
+    async def _stored(self, name: str) -> Status | None:
+        """The stored status to go with an error, if the store can tell."""
+        try:
+            return await self._store.get_status(name)
+        except StoreUnavailableError:
+            return None
+
+    async def _recent(self, name: str, key: str, max_staleness: float) -> Status | None:
+        """The stored status when the subject was polled (in this process) or changed
+        no longer ago than ``max_staleness`` seconds; None when it must be polled."""
+        current = await self._stored(name)
+        if current is None:
+            return None
+        polled_at = self._polled_at.get(key)
+        if polled_at is not None and time.monotonic() - polled_at <= max_staleness:
+            return current
+        age = unchanged_for(current)
+        if age is not None and age <= max_staleness:
+            return current
+        return None
+
+    def _remember(self, key: str) -> None:
+        self._polled_at.pop(key, None)
+        self._polled_at[key] = time.monotonic()
+        while len(self._polled_at) > MAX_REMEMBERED:
+            self._polled_at.popitem(last=False)
+
+    async def close(self) -> None:
+        await self._flights.close()
+        await asyncio.gather(*(poller.close() for poller in self._pollers.values()))
+
+
+def unchanged_for(status: Status) -> float | None:
+    """Seconds since the status last changed (None when the store did not say)."""
+    if not status.HasField("updated_at"):
+        return None
+    return (datetime.now(UTC) - status.updated_at.ToDatetime(UTC)).total_seconds()
+
+
+def _store_unavailable() -> PollError:
+    return PollError(
+        grpc.StatusCode.UNAVAILABLE, errors.STORE_UNAVAILABLE, "the store is unavailable"
+    )
+
+
+def _internal(key: str) -> PollError:
+    return PollError(
+        grpc.StatusCode.INTERNAL,
+        errors.POLL_FAILED,
+        f"polling {key} failed unexpectedly (see the gateway's log)",
+    )

@@ -1,0 +1,111 @@
+"""What a provider offers for polling: "ask the provider about this name".
+
+A ``ProviderPoller`` belongs to one source. It knows which subject's endpoints describe
+a name (an account is described by its session's answers), calls them concurrently
+through the source's API client, and maps the answers with the very functions the
+webhook adapter uses, so a poll and a webhook that say the same thing make the same
+update. It never writes: the poller (``statusgate.poll.poller``) ingests what it returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from statusgate.core.names import InvalidNameError, ResourceName
+from statusgate.poll import errors
+from statusgate.poll.breaker import BreakerState, CircuitBreaker
+from statusgate.poll.errors import PollError
+from statusgate.poll.http import CallScope
+from statusgate.providers.base import InvalidPayloadError, UnknownShapeError
+from statusgate.v1.status_pb2 import Status
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class PollAnswer:
+    """What the provider said about a subject (and its children), in apply order, and
+    the error of the endpoints that failed. Both may be set: what the endpoints that
+    answered said is applied, and the failure is reported all the same."""
+
+    updates: list[Status] = field(default_factory=list)
+    error: PollError | None = None
+
+    def fail(self, error: PollError) -> None:
+        # The first failure is reported; the endpoints are listed most important first.
+        if self.error is None:
+            self.error = error
+
+
+class ProviderPoller(Protocol):
+    source: str
+
+    @property
+    def breaker(self) -> CircuitBreaker | None:
+        """The source's circuit breaker (None when nothing is ever called)."""
+
+    def missing_settings(self) -> list[str]:
+        """API settings (under ``sources.<id>.api``) that must be set before polling;
+        empty when the source can poll."""
+
+    def target(self, name: ResourceName) -> ResourceName:
+        """The subject whose endpoints describe ``name``. Raises PollError
+        (UNIMPLEMENTED) for subjects the provider has no status endpoint for."""
+
+    async def poll(
+        self, target: ResourceName, current: Status | None, scope: CallScope
+    ) -> PollAnswer:
+        """Ask the provider about ``target`` (``current`` is its stored status, if any).
+        Raises PollError when nothing could be learnt."""
+
+    async def close(self) -> None: ...
+
+
+def breaker_open(poller: ProviderPoller) -> bool:
+    breaker = poller.breaker
+    return breaker is not None and breaker.state == BreakerState.OPEN
+
+
+class UnconfiguredPoller:
+    """A source whose API settings are incomplete: every poll names what is missing."""
+
+    breaker = None
+
+    def __init__(self, source: str, missing: list[str]) -> None:
+        self.source = source
+        self._missing = missing
+
+    def missing_settings(self) -> list[str]:
+        return list(self._missing)
+
+    def target(self, name: ResourceName) -> ResourceName:
+        return name
+
+    async def poll(
+        self, target: ResourceName, current: Status | None, scope: CallScope
+    ) -> PollAnswer:
+        raise errors.not_configured(self.source, self._missing)
+
+    async def close(self) -> None:
+        return None
+
+
+async def attempt(call: Awaitable[T]) -> tuple[T | None, PollError | None]:
+    """(result, None) or (None, error): lets concurrent endpoint calls fail one by one."""
+    try:
+        return await call, None
+    except PollError as error:
+        return None, error
+
+
+def add_mapped(answer: PollAnswer, what: str, mapping: Callable[[], list[Status]]) -> bool:
+    """Run the mapping of one endpoint's answer: its updates join ``answer``; an answer
+    the mapping refuses becomes the answer's error (the other endpoints still count)."""
+    try:
+        answer.updates.extend(mapping())
+    except (InvalidPayloadError, UnknownShapeError, InvalidNameError) as error:
+        answer.fail(errors.answer_invalid(what, str(error)))
+        return False
+    return True

@@ -1,0 +1,252 @@
+"""Setu AA v2 API client and the Setu poller (PROVIDERS.md, Setu section).
+
+Calls carry ``Authorization: Bearer <token>`` and ``x-product-instance-id``. The token
+comes from a client-credentials login whose lifetime Setu does not document, so it is
+kept until a call answers 401; then it is refreshed once, by one login shared by every
+caller that met the same stale token, and the call is repeated once.
+
+A consent is described by ``GET /v2/consents/{id}``; its data sessions listed by
+``/v2/consents/{id}/data-sessions`` (best effort: a failure there is not the consent's)
+are updated too, so a data session whose notifications were all lost still appears. A
+data session (and each of its FIP accounts) is described by ``GET /v2/sessions/{id}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import grpc
+from pydantic import SecretStr
+
+from statusgate.config import SetuApi, SetuSource, read_secret
+from statusgate.core.names import ResourceName
+from statusgate.poll import errors
+from statusgate.poll.breaker import CircuitBreaker
+from statusgate.poll.errors import PollError
+from statusgate.poll.http import CallScope, HttpClient, Sleep, deadline_exceeded
+from statusgate.poll.single_flight import SingleFlight
+from statusgate.providers.base import InvalidPayloadError
+from statusgate.providers.polling import (
+    PollAnswer,
+    ProviderPoller,
+    UnconfiguredPoller,
+    add_mapped,
+    attempt,
+)
+from statusgate.providers.setu.mapping import consent_poll_update, data_session_poll_update
+from statusgate.v1.status_pb2 import Status
+
+log = logging.getLogger(__name__)
+
+CREDENTIALS = ("client_id_env", "client_secret_env", "product_instance_id_env")
+
+
+class SetuClient:
+    """The Setu API calls of one source, on its shared HTTP client."""
+
+    def __init__(
+        self,
+        api: SetuApi,
+        http: HttpClient,
+        client_id: SecretStr,
+        client_secret: SecretStr,
+        product_instance_id: SecretStr,
+    ) -> None:
+        self.http = http
+        self._base = api.base_url
+        self._login_url = api.login_url
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._product_instance_id = product_instance_id
+        self._token: str | None = None
+        self._logins: SingleFlight[str, str] = SingleFlight()
+
+    async def consent(self, consent_id: str, scope: CallScope) -> Any:
+        return await self._get(f"/v2/consents/{_segment(consent_id)}", "consent", consent_id, scope)
+
+    async def consent_data_sessions(self, consent_id: str, scope: CallScope) -> Any:
+        path = f"/v2/consents/{_segment(consent_id)}/data-sessions"
+        return await self._get(path, "data sessions of consent", consent_id, scope)
+
+    async def data_session(self, session_id: str, scope: CallScope) -> Any:
+        path = f"/v2/sessions/{_segment(session_id)}"
+        return await self._get(path, "data session", session_id, scope)
+
+    async def _get(self, path: str, what: str, id_: str, scope: CallScope) -> Any:
+        described = f"Setu GET {what} {id_}"
+        token = await self._bearer(scope)
+        answer = await self.http.call(
+            "GET",
+            self._base + path,
+            what=described,
+            scope=scope,
+            headers=self._headers(token),
+            passthrough=(401,),
+        )
+        if answer.status == 401:
+            token = await self._refresh(token, scope)
+            # A second 401 with a fresh token is our credentials' fault: reported as such.
+            answer = await self.http.call(
+                "GET", self._base + path, what=described, scope=scope, headers=self._headers(token)
+            )
+        return answer.body
+
+    async def _bearer(self, scope: CallScope) -> str:
+        if self._token is not None:
+            return self._token
+        return await self._refresh(None, scope)
+
+    async def _refresh(self, stale: str | None, scope: CallScope) -> str:
+        """A token other than ``stale``: the one another caller got meanwhile, or a new
+        one from a login shared by everyone who asks while it runs."""
+        if self._token is not None and self._token != stale:
+            return self._token
+        task, _ = self._logins.join("login", lambda: self._log_in(scope))
+        try:
+            return await self._logins.wait(task, "login", max(0.0, scope.remaining()))
+        except TimeoutError:
+            raise deadline_exceeded("Setu login") from None
+
+    async def _log_in(self, scope: CallScope) -> str:
+        self._token = None
+        answer = await self.http.call(
+            "POST",
+            self._login_url,
+            what="Setu login",
+            scope=scope,
+            headers={"client": "bridge"},
+            json_body={
+                "clientID": self._client_id.get_secret_value(),
+                "grant_type": "client_credentials",
+                "secret": self._client_secret.get_secret_value(),
+            },
+        )
+        token = _access_token(answer.body)
+        if token is None:
+            raise PollError(
+                grpc.StatusCode.UNAVAILABLE,
+                errors.UPSTREAM_BAD_RESPONSE,
+                "Setu login answered without an access_token",
+            )
+        self._token = token
+        return token
+
+    def _headers(self, token: str) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {token}",
+            "x-product-instance-id": self._product_instance_id.get_secret_value(),
+        }
+
+
+class SetuPoller:
+    def __init__(self, source: SetuSource, client: SetuClient) -> None:
+        self.source = source.id
+        self.client = client
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        return self.client.http.breaker
+
+    def missing_settings(self) -> list[str]:
+        return []
+
+    def target(self, name: ResourceName) -> ResourceName:
+        collection, id_ = name.path[0]
+        if collection not in ("consents", "data-sessions"):
+            raise errors.not_supported(
+                f"{name}: Setu has consents and data sessions, not {collection}"
+            )
+        return ResourceName(name.source, ((collection, id_),))
+
+    async def poll(
+        self, target: ResourceName, current: Status | None, scope: CallScope
+    ) -> PollAnswer:
+        collection, id_ = target.path[0]
+        if collection == "data-sessions":
+            body = await self.client.data_session(id_, scope)
+            answer = PollAnswer()
+            add_mapped(
+                answer,
+                "Setu GET /v2/sessions/{id}",
+                lambda: data_session_poll_update(self.source, id_, body),
+            )
+            return answer
+        return await self._consent(id_, current, scope)
+
+    async def _consent(
+        self, consent_id: str, current: Status | None, scope: CallScope
+    ) -> PollAnswer:
+        (body, error), (listed, _) = await asyncio.gather(
+            attempt(self.client.consent(consent_id, scope)),
+            attempt(self.client.consent_data_sessions(consent_id, scope)),
+        )
+        if error is not None:
+            raise error
+        observed_at = datetime.now(UTC)
+        answer = PollAnswer()
+        add_mapped(
+            answer,
+            "Setu GET /v2/consents/{id}",
+            lambda: consent_poll_update(self.source, consent_id, body),
+        )
+        for status in answer.updates:
+            # The answer has no time of its own. Stamped with the time it arrived only
+            # when it changes the state, so ACTIVE <-> PAUSED moves (equal rank, newer
+            # time) while an unchanged answer adds no event on every poll.
+            if current is None or status.state != current.state:
+                status.occurred_at.FromDatetime(observed_at)
+        answer.updates.extend(_listed_sessions(self.source, consent_id, listed))
+        return answer
+
+    async def close(self) -> None:
+        await self.client.http.close()
+
+
+def _listed_sessions(source: str, consent_id: str, listed: Any) -> list[Status]:
+    """``{"dataSessions": [{"sessionId", "status"}]}``, best effort."""
+    sessions = listed.get("dataSessions") if isinstance(listed, dict) else None
+    updates: list[Status] = []
+    for entry in sessions if isinstance(sessions, list) else []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("sessionId"), str):
+            continue
+        body = {"status": entry.get("status"), "consentId": consent_id}
+        try:
+            updates.extend(data_session_poll_update(source, entry["sessionId"], body))
+        except InvalidPayloadError as problem:
+            log.debug("ignored a data session listed for consent %s: %s", consent_id, problem)
+    return updates
+
+
+def _access_token(body: Any) -> str | None:
+    for holder in (body, body.get("data") if isinstance(body, dict) else None):
+        if isinstance(holder, dict):
+            token = holder.get("access_token") or holder.get("accessToken")
+            if isinstance(token, str) and token:
+                return token
+    return None
+
+
+def setu_poller(source: SetuSource, *, sleep: Sleep = asyncio.sleep) -> ProviderPoller:
+    """Reads the secrets now, so a named variable that is unset stops start-up."""
+    api = source.api
+    missing = [name for name in CREDENTIALS if getattr(api, name) is None]
+    if missing:
+        return UnconfiguredPoller(source.id, missing)
+    assert api.client_id_env and api.client_secret_env and api.product_instance_id_env
+    http = HttpClient(provider=f"Setu ({source.id})", api=api, sleep=sleep)
+    client = SetuClient(
+        api,
+        http,
+        read_secret(api.client_id_env),
+        read_secret(api.client_secret_env),
+        read_secret(api.product_instance_id_env),
+    )
+    return SetuPoller(source, client)
+
+
+def _segment(id_: str) -> str:
+    return quote(id_, safe="")

@@ -1,0 +1,134 @@
+"""Sources and pollers pointed at the fake providers, for client and gateway tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from statusgate.config import BanqwareSource, FinboxSource, SetuSource
+from statusgate.core.names import ResourceName, parse_name
+from statusgate.providers.polling import ProviderPoller
+from statusgate.providers.registry import build_pollers
+from tests.fakes import banqware, finbox, setu
+from tests.fakes.server import FakeServer
+
+# Environment variables holding the fake providers' credentials.
+ENV = {
+    "TEST_FINBOX_API_KEY": finbox.API_KEY,
+    "TEST_FINBOX_SERVER_HASH": finbox.SERVER_HASH,
+    "TEST_SETU_CLIENT_ID": setu.CLIENT_ID,
+    "TEST_SETU_CLIENT_SECRET": setu.CLIENT_SECRET,
+    "TEST_SETU_PRODUCT_INSTANCE_ID": setu.PRODUCT_INSTANCE_ID,
+    "TEST_BANQWARE_KEY": banqware.API_KEY,
+}
+
+# Fast retries, so failure cases run in milliseconds.
+FAST_API: dict[str, Any] = {
+    "retries": 2,
+    "retry_backoff_seconds": 0.01,
+    "timeout_seconds": 5,
+    "breaker_failures": 1000,
+}
+
+
+def set_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+
+
+def finbox_api(fake: finbox.FakeFinbox, **api: Any) -> dict[str, Any]:
+    return {
+        "base_url": fake.url,
+        "api_key_env": "TEST_FINBOX_API_KEY",
+        "server_hash_env": "TEST_FINBOX_SERVER_HASH",
+        **FAST_API,
+        **api,
+    }
+
+
+def setu_api(fake: setu.FakeSetu, **api: Any) -> dict[str, Any]:
+    return {
+        "base_url": fake.url,
+        "login_url": fake.login_url,
+        "client_id_env": "TEST_SETU_CLIENT_ID",
+        "client_secret_env": "TEST_SETU_CLIENT_SECRET",
+        "product_instance_id_env": "TEST_SETU_PRODUCT_INSTANCE_ID",
+        **FAST_API,
+        **api,
+    }
+
+
+def banqware_api(fake: banqware.FakeBanqware, **api: Any) -> dict[str, Any]:
+    return {
+        "base_url": fake.url,
+        "headers_env": {"x-api-key": "TEST_BANQWARE_KEY"},
+        **FAST_API,
+        **api,
+    }
+
+
+@dataclass
+class Harness:
+    """One provider's client against its fake, ready to poll ``name``."""
+
+    provider: str
+    fake: FakeServer
+    poller: ProviderPoller
+    name: ResourceName
+    # The endpoints one poll of ``name`` calls concurrently (each fails alike).
+    endpoints: tuple[str, ...]
+    envelope: Callable[[int, str, str], dict[str, Any]]
+    sleeps: list[float]
+
+
+async def start_harness(provider: str, **api: Any) -> Harness:
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)  # recorded, not waited: Retry-After: 3600 costs nothing
+
+    fake: FakeServer
+    if provider == "finbox":
+        fb = finbox.FakeFinbox()
+        await fb.start()
+        fb.uploaded("s1", ("a1", "COMPLETED"))
+        fb.processing("s1")
+        source: Any = FinboxSource(id="fb", provider="finbox", api=finbox_api(fb, **api))
+        fake, name, endpoints, envelope = (
+            fb,
+            "sources/fb/sessions/s1",
+            ("upload_status", "progress"),
+            finbox.envelope,
+        )
+    elif provider == "setu":
+        st = setu.FakeSetu()
+        await st.start()
+        st.consent("c1", "ACTIVE", ("ds1", "COMPLETED"))
+        source = SetuSource(id="st", provider="setu", api=setu_api(st, **api))
+        fake, name, endpoints, envelope = (
+            st,
+            "sources/st/consents/c1",
+            ("consent", "consent_sessions"),
+            setu.envelope,
+        )
+    else:
+        bq = banqware.FakeBanqware()
+        await bq.start()
+        bq.session("b1", "Accounts", "InProgress", count="2/3")
+        source = BanqwareSource(id="bq", provider="banqware", api=banqware_api(bq, **api))
+        fake, name, endpoints, envelope = (
+            bq,
+            "sources/bq/sessions/b1",
+            ("status", "details"),
+            banqware.envelope,
+        )
+    poller = build_pollers({source.id: source}, sleep=sleep)[source.id]
+    return Harness(provider, fake, poller, parse_name(name), endpoints, envelope, sleeps)
+
+
+async def stop_harness(harness: Harness) -> None:
+    await harness.poller.close()
+    await harness.fake.close()
