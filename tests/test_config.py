@@ -604,3 +604,15 @@ def test_check_config_good_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         """,
     )
     assert check_config(path) == []
+
+
+def test_grpc_beyond_loopback_needs_tls_and_client_tokens() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(None, grpc="0.0.0.0:50051")
+    text = str(raised.value)
+    assert "grpc_tls" in text and "clients" in text
+    client = {"token_sha256": "a" * 64, "sources": ["*"]}
+    allowed = load_settings(
+        None, grpc="0.0.0.0:50051", allow_plaintext_grpc=True, clients={"svc": client}
+    )
+    assert allowed.clients["svc"].permissions == ["read"]

@@ -20,6 +20,7 @@ from statusgate.core.pipeline import Pipeline
 from statusgate.poll.poller import Poller
 from statusgate.poll.reconciler import Reconciler
 from statusgate.providers.registry import build_pollers
+from statusgate.rpc.access import AccessControl
 from statusgate.rpc.server import RpcServer
 from statusgate.rpc.service import StatusService
 from statusgate.store.base import Store
@@ -83,9 +84,15 @@ class Gateway:
         await site.start()
         http_port = _bound_port(site)
 
-        service = StatusService(self.store, self.hub, list(self.settings.sources), self.poller)
+        service = StatusService(
+            self.store,
+            self.hub,
+            list(self.settings.sources),
+            self.poller,
+            AccessControl(self.settings.clients),
+        )
         self._rpc = RpcServer(service)
-        grpc_port = await self._rpc.start(self.settings.grpc)
+        grpc_port = await self._rpc.start(self.settings.grpc, self.settings.grpc_tls)
         self.reconciler.start()
         log.info(
             "statusgate serving: http port %d, grpc port %d, store %s, sources %s",

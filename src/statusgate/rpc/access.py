@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from statusgate.config import ClientConfig, Permission
@@ -53,7 +53,7 @@ class AccessControl:
         }
         self._watch_streams: Counter[str] = Counter()
 
-    def authenticate(self, metadata: Sequence[tuple[str, str | bytes]] | None) -> Principal | None:
+    def authenticate(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> Principal | None:
         """The caller, or None when the token is missing or unknown."""
         if self.open:
             return ANONYMOUS

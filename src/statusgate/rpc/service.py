@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any, TypeVar
 
@@ -12,8 +13,10 @@ import grpc
 from statusgate.core.filters import matches, to_query, validate_filter
 from statusgate.core.hub import Hub
 from statusgate.core.names import InvalidNameError, parse_name, parse_source_parent
+from statusgate.config import Permission
 from statusgate.poll.poller import Poller, unchanged_for
 from statusgate.rpc import paging
+from statusgate.rpc.access import ANONYMOUS, AccessControl, Principal
 from statusgate.rpc.errors import abort
 from statusgate.store.base import StatusQuery, Store, StoreUnavailableError
 from statusgate.v1 import status_pb2 as pb
@@ -32,15 +35,22 @@ T = TypeVar("T")
 
 class StatusService(pb_grpc.StatusServiceServicer):
     def __init__(
-        self, store: Store, hub: Hub, sources: Sequence[str], poller: Poller | None = None
+        self,
+        store: Store,
+        hub: Hub,
+        sources: Sequence[str],
+        poller: Poller | None = None,
+        access: AccessControl | None = None,
     ) -> None:
         self._store = store
         self._hub = hub
         self._sources = frozenset(sources)
         self._poller = poller
+        self._access = access if access is not None else AccessControl({})
 
     async def GetStatus(self, request: pb.GetStatusRequest, context: Context) -> pb.Status:
-        await self._check_name(request.name, context)
+        caller = await self._caller(context, "read")
+        await self._check_name(request.name, context, caller)
         status = await self._guard(context, self._store.get_status(request.name))
         if status is None:
             await abort(
@@ -61,8 +71,9 @@ class StatusService(pb_grpc.StatusServiceServicer):
                 f"at most {MAX_BATCH_GET} names per call",
                 "TOO_MANY_NAMES",
             )
+        caller = await self._caller(context, "read")
         for name in request.names:
-            await self._check_name(name, context)
+            await self._check_name(name, context, caller)
         found = await self._guard(context, self._store.get_statuses(list(request.names)))
         return pb.BatchGetStatusesResponse(
             statuses=[found[n] for n in request.names if n in found],
@@ -72,6 +83,12 @@ class StatusService(pb_grpc.StatusServiceServicer):
     async def ListStatuses(
         self, request: pb.ListStatusesRequest, context: Context
     ) -> pb.ListStatusesResponse:
+        caller = await self._caller(context, "read")
+        parent_source = parse_source_parent(request.parent)
+        if parent_source is not None and not caller.can_see(parent_source):
+            await self._deny(context, parent_source)
+        if request.parent and parent_source is None:
+            await self._check_name(request.parent, context, caller)
         try:
             validate_filter(request.filter)
             limit = paging.page_size(request.page_size)
@@ -79,6 +96,7 @@ class StatusService(pb_grpc.StatusServiceServicer):
             query, within = self._list_query(request)
         except (InvalidNameError, ValueError) as error:
             await abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(error), "INVALID_ARGUMENT")
+        query = _visible_to(caller, query)
         if query is None:
             return pb.ListStatusesResponse()
         # One extra row tells whether another page exists without a second query.
@@ -111,7 +129,8 @@ class StatusService(pb_grpc.StatusServiceServicer):
     async def ListStatusEvents(
         self, request: pb.ListStatusEventsRequest, context: Context
     ) -> pb.ListStatusEventsResponse:
-        await self._check_name(request.name, context)
+        caller = await self._caller(context, "read")
+        await self._check_name(request.name, context, caller)
         try:
             limit = paging.page_size(request.page_size)
             after = int(paging.decode(request, request.page_token) or 0)
@@ -136,10 +155,19 @@ class StatusService(pb_grpc.StatusServiceServicer):
     async def WatchStatuses(
         self, request: pb.WatchStatusesRequest, context: Context
     ) -> AsyncIterator[pb.WatchStatusesResponse]:
+        caller = await self._caller(context, "read")
         try:
             validate_filter(request.filter)
         except InvalidNameError as error:
             await abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(error), "INVALID_NAME")
+        if not self._access.open_watch(caller):
+            await abort(
+                context,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"client {caller.client_id!r} already has its maximum of "
+                f"{caller.max_watch_streams} Watch streams",
+                "TOO_MANY_STREAMS",
+            )
         after = request.after_sequence if request.HasField("after_sequence") else None
         status_filter = request.filter
         subscription = self._hub.subscribe(after)
@@ -148,7 +176,12 @@ class StatusService(pb_grpc.StatusServiceServicer):
                 if not batch:
                     yield pb.WatchStatusesResponse(caught_up=True)
                     continue
-                events = [e for e in batch if matches(status_filter, e.status)]
+                # Other sources' events are left out silently, like in ListStatuses.
+                events = [
+                    e
+                    for e in batch
+                    if caller.can_see(e.status.source) and matches(status_filter, e.status)
+                ]
                 if events:
                     yield pb.WatchStatusesResponse(events=events)
             # The hub only ends when the gateway shuts down; say so, so the client
@@ -167,13 +200,21 @@ class StatusService(pb_grpc.StatusServiceServicer):
                 "STORE_UNAVAILABLE",
             )
         finally:
+            self._access.close_watch(caller)
             await subscription.aclose()  # type: ignore[attr-defined]
 
     async def PollStatuses(
         self, request: pb.PollStatusesRequest, context: Context
     ) -> pb.PollStatusesResponse:
         """Every name gets its own result: a malformed name, an unknown source or a
-        provider failure is that name's ``error`` and never fails the others."""
+        provider failure is that name's ``error`` and never fails the others. Only names
+        outside the caller's sources fail the call, as everywhere else."""
+        caller = await self._caller(context, "poll")
+        for name in request.names:
+            with contextlib.suppress(InvalidNameError):
+                source = parse_name(name).source
+                if not caller.can_see(source):
+                    await self._deny(context, source)
         if self._poller is None:
             await abort(
                 context,
@@ -211,7 +252,8 @@ class StatusService(pb_grpc.StatusServiceServicer):
         return response
 
     async def WaitStatus(self, request: pb.WaitStatusRequest, context: Context) -> pb.Status:
-        await self._check_name(request.name, context)
+        caller = await self._caller(context, "read")
+        await self._check_name(request.name, context, caller)
         if request.condition.WhichOneof("condition") is None:
             await abort(
                 context,
@@ -308,11 +350,43 @@ class StatusService(pb_grpc.StatusServiceServicer):
 
     # --- helpers ---------------------------------------------------------------------
 
-    async def _check_name(self, name: str, context: Context) -> None:
+    async def _caller(self, context: Context, permission: Permission) -> Principal:
+        if self._access.open:
+            return ANONYMOUS
+        caller = self._access.authenticate(context.invocation_metadata())
+        if caller is None:
+            await abort(
+                context,
+                grpc.StatusCode.UNAUTHENTICATED,
+                "a valid 'authorization: Bearer <token>' is required",
+                "UNAUTHENTICATED",
+            )
+        if not caller.may(permission):
+            await abort(
+                context,
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"client {caller.client_id!r} lacks the {permission!r} permission",
+                "PERMISSION_DENIED",
+            )
+        return caller
+
+    async def _deny(self, context: Context, source: str) -> None:
+        await abort(
+            context,
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"this client may not see source {source!r}",
+            "SOURCE_NOT_PERMITTED",
+        )
+
+    async def _check_name(self, name: str, context: Context, caller: Principal) -> None:
         try:
             parsed = parse_name(name)
         except InvalidNameError as error:
             await abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(error), "INVALID_NAME")
+        # Scope first: a client learns nothing about sources it may not see, not even
+        # whether they are configured.
+        if not caller.can_see(parsed.source):
+            await self._deny(context, parsed.source)
         if parsed.source not in self._sources:
             await abort(
                 context,
@@ -335,6 +409,15 @@ class StatusService(pb_grpc.StatusServiceServicer):
 
 class _HubClosedError(Exception):
     pass
+
+
+def _visible_to(caller: Principal, query: StatusQuery | None) -> StatusQuery | None:
+    """Narrow a list query to the caller's sources; None when nothing can be visible."""
+    if query is None or caller.sources is None:
+        return query
+    wanted = query.sources or sorted(caller.sources)
+    visible = caller.visible(wanted)
+    return dataclasses.replace(query, sources=visible) if visible else None
 
 
 def _resolve(found: asyncio.Future[pb.Status], status: pb.Status) -> None:
