@@ -19,6 +19,7 @@ from statusgate.core.hub import Hub
 from statusgate.core.pipeline import Pipeline
 from statusgate.poll.poller import Poller
 from statusgate.poll.reconciler import Reconciler
+from statusgate.retention import RetentionTask
 from statusgate.providers.registry import build_pollers
 from statusgate.rpc.access import AccessControl
 from statusgate.rpc.server import RpcServer
@@ -50,6 +51,7 @@ class Gateway:
         # API clients read their credentials now: a named variable that is unset fails
         # start-up like a webhook secret does. One HTTP session per source.
         self.poller = Poller(self.store, self.pipeline, build_pollers(settings.sources))
+        self.retention = RetentionTask(self.store, settings.retention)
         self.reconciler = Reconciler(
             self.store,
             self.poller,
@@ -94,6 +96,7 @@ class Gateway:
         self._rpc = RpcServer(service)
         grpc_port = await self._rpc.start(self.settings.grpc, self.settings.grpc_tls)
         self.reconciler.start()
+        self.retention.start()
         log.info(
             "statusgate serving: http port %d, grpc port %d, store %s, sources %s",
             http_port,
@@ -114,6 +117,7 @@ class Gateway:
             return
         self._stopped.set()
         await self.reconciler.stop()
+        await self.retention.stop()
         rpc_stop = self._rpc.stop(self._grace) if self._rpc else asyncio.sleep(0)
         http_stop = self._runner.cleanup() if self._runner else asyncio.sleep(0)
         # Watch streams never end on their own; closing the hub ends them so the gRPC

@@ -163,3 +163,12 @@ async def test_grpc_read_errors(gw: RunningGateway) -> None:
             assert error.code() == code, name
         else:
             raise AssertionError(f"{name} did not fail")
+
+
+async def test_retention_runs_in_the_gateway(gw: RunningGateway) -> None:
+    code, body = await gw.post("finbox", {"event_name": "NEW_KIND"})
+    assert code == 202
+    # Nothing is old enough yet: the pruning the gateway runs keeps it.
+    assert await gw.gateway.retention.prune_once() == 0
+    kept = await gw.gateway.store.list_deliveries([DeliveryVerdict.UNMAPPED])
+    assert [d.id for d in kept] == [body["delivery_id"]]

@@ -155,6 +155,12 @@ class Store(Protocol):
     ) -> None:
         """Record a claimed poll's outcome and release ``owner``'s lease on ``name``."""
 
+    async def prune_deliveries(self, received_before: datetime) -> int:
+        """Retention: delete raw deliveries received before the cutoff that no event
+        points at, and empty the body and headers of those that one does (the row stays
+        so the event's delivery_id still resolves). Statuses and events are never
+        pruned. Returns how many deliveries were pruned either way."""
+
     async def list_deliveries(
         self,
         verdicts: Sequence[DeliveryVerdict],

@@ -365,6 +365,10 @@ class PostgresStore:
             limit=limit,
         )
 
+    async def prune_deliveries(self, received_before: datetime) -> int:
+        pruned: int = await self._read(queries.prune_deliveries, received_before)
+        return pruned
+
     async def _read(
         self, query: Callable[..., Awaitable[_T]], *args: object, **kwargs: object
     ) -> _T:

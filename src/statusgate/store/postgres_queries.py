@@ -373,3 +373,19 @@ async def finish_poll(
         _FINISH_POLL, name, owner, attempts, utc(next_poll_at), datetime.now(UTC)
     )
     return status == "UPDATE 1"
+
+
+async def prune_deliveries(conn: asyncpg.Connection, received_before: datetime) -> int:
+    cutoff = utc(received_before)
+    async with conn.transaction():
+        deleted = await conn.execute(
+            "DELETE FROM deliveries WHERE received_at < $1 AND NOT EXISTS"
+            " (SELECT 1 FROM events WHERE events.delivery_id = deliveries.id)",
+            cutoff,
+        )
+        emptied = await conn.execute(
+            "UPDATE deliveries SET body = ''::bytea, headers = '{}'"
+            " WHERE received_at < $1 AND length(body) > 0",
+            cutoff,
+        )
+    return int(deleted.split()[-1]) + int(emptied.split()[-1])

@@ -334,6 +334,12 @@ class SqliteStore:
         if not held:
             log.info("the poll lease on %s had passed to another owner", name)
 
+    async def prune_deliveries(self, received_before: datetime) -> int:
+        pruned: int = await self._write(
+            functools.partial(queries.prune_deliveries, received_before=received_before)
+        )
+        return pruned
+
     async def _write(self, statement: Callable[[sqlite3.Connection], _T]) -> _T:
         """A small write of its own on the writer connection. The writer thread runs one
         thing at a time, so it slips in between group-commit batches."""

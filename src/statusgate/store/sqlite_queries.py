@@ -324,3 +324,18 @@ def finish_poll(
         },
     )
     return cursor.rowcount == 1
+
+
+def prune_deliveries(conn: sqlite3.Connection, received_before: datetime) -> int:
+    cutoff = to_micros(received_before)
+    deleted = conn.execute(
+        "DELETE FROM deliveries WHERE received_at < ? AND NOT EXISTS"
+        " (SELECT 1 FROM events WHERE events.delivery_id = deliveries.id)",
+        (cutoff,),
+    ).rowcount
+    emptied = conn.execute(
+        "UPDATE deliveries SET body = x'', headers = '{}'"
+        " WHERE received_at < ? AND length(body) > 0",
+        (cutoff,),
+    ).rowcount
+    return deleted + emptied
