@@ -19,8 +19,8 @@ from statusgate.core.hub import Hub
 from statusgate.core.pipeline import Pipeline
 from statusgate.poll.poller import Poller
 from statusgate.poll.reconciler import Reconciler
-from statusgate.retention import RetentionTask
 from statusgate.providers.registry import build_pollers
+from statusgate.retention import RetentionTask
 from statusgate.rpc.access import AccessControl
 from statusgate.rpc.server import RpcServer
 from statusgate.rpc.service import StatusService

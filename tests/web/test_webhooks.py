@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import grpc
 
 from statusgate.store.base import DeliveryVerdict
 from statusgate.v1 import status_pb2 as pb
-from tests.conftest import RunningGateway
+from tests.conftest import RunningGateway, gateway_settings, start_gateway, stop_gateway
 from tests.payloads import finbox_enrichment, finbox_expiry, finbox_upload
 
 
@@ -165,10 +166,17 @@ async def test_grpc_read_errors(gw: RunningGateway) -> None:
             raise AssertionError(f"{name} did not fail")
 
 
-async def test_retention_runs_in_the_gateway(gw: RunningGateway) -> None:
-    code, body = await gw.post("finbox", {"event_name": "NEW_KIND"})
-    assert code == 202
-    # Nothing is old enough yet: the pruning the gateway runs keeps it.
-    assert await gw.gateway.retention.prune_once() == 0
-    kept = await gw.gateway.store.list_deliveries([DeliveryVerdict.UNMAPPED])
-    assert [d.id for d in kept] == [body["delivery_id"]]
+async def test_retention_runs_in_the_gateway(tmp_path: Path) -> None:
+    # A retention of about 0.1 s, so the test need not wait for days.
+    settings = gateway_settings(
+        tmp_path, retention={"deliveries_days": 0.1 / 86400, "interval_seconds": 3600}
+    )
+    gw = await start_gateway(settings)
+    try:
+        code, _ = await gw.post("finbox", {"event_name": "NEW_KIND"})
+        assert code == 202
+        await asyncio.sleep(0.3)
+        assert await gw.gateway.retention.prune_once() == 1
+        assert await gw.gateway.store.list_deliveries([DeliveryVerdict.UNMAPPED]) == []
+    finally:
+        await stop_gateway(gw)

@@ -10,10 +10,10 @@ from typing import Any, TypeVar
 
 import grpc
 
+from statusgate.config import Permission
 from statusgate.core.filters import matches, to_query, validate_filter
 from statusgate.core.hub import Hub
 from statusgate.core.names import InvalidNameError, parse_name, parse_source_parent
-from statusgate.config import Permission
 from statusgate.poll.poller import Poller, unchanged_for
 from statusgate.rpc import paging
 from statusgate.rpc.access import ANONYMOUS, AccessControl, Principal
