@@ -26,10 +26,8 @@ a database. Other query parameters go to asyncpg (``sslmode=...``, server settin
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -45,6 +43,7 @@ from statusgate.store.base import (
     StatusQuery,
     StoreUnavailableError,
 )
+from statusgate.store.group_commit import GroupCommitter
 from statusgate.store.postgres_listen import FIRST_RETRY_DELAY, CommitListener
 from statusgate.store.postgres_writer import BeforeCommit, SchemaTooNewError, commit_batch
 from statusgate.store.postgres_writer import migrate as migrate_schema
@@ -55,12 +54,6 @@ log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 _OPEN_ERRORS = (*queries.UNAVAILABLE_ERRORS, asyncpg.PostgresError, SchemaTooNewError)
-
-
-@dataclass(slots=True)
-class _Pending:
-    request: IngestRequest
-    future: asyncio.Future[IngestResult]
 
 
 class PostgresStore:
@@ -88,27 +81,36 @@ class PostgresStore:
         if min(probe_interval, command_timeout, connect_timeout, keepalive_interval) <= 0:
             raise ValueError("intervals and timeouts must be positive")
         self.config = queries.ConnectionConfig.from_url(url)
-        self.commits = 0
         self.before_commit: BeforeCommit | None = None
-        self._max_batch = max_batch
         self._pool_size = pool_size
-        self._probe_interval = probe_interval
         self._command_timeout = command_timeout
         self._connect_timeout = connect_timeout
         self._max_retry_delay = max(max_retry_delay, FIRST_RETRY_DELAY)
         self._state = "new"  # -> "open" -> "closing" -> "closed"
-        self._healthy = False
+        self._committer = GroupCommitter(
+            "PostgreSQL",
+            self._commit,
+            self._probe,
+            max_batch=max_batch,
+            probe_interval=probe_interval,
+        )
         self._schema = ""
         self._listener = CommitListener(
             self._connect,
             keepalive_interval=keepalive_interval,
             max_retry_delay=self._max_retry_delay,
         )
-        self._pending: collections.deque[_Pending] = collections.deque()
-        self._wakeup = asyncio.Event()
         self._writer_conn: asyncpg.Connection | None = None
         self._pool: asyncpg.Pool | None = None
-        self._writer_task: asyncio.Task[None] | None = None
+
+    @property
+    def commits(self) -> int:
+        """Committed ingest transactions (batches) of this process."""
+        return self._committer.commits
+
+    @property
+    def _writer_task(self) -> asyncio.Task[None] | None:
+        return self._committer._task  # for tests that check the writer survives
 
     @property
     def schema(self) -> str:
@@ -139,20 +141,16 @@ class PostgresStore:
                     f"cannot open PostgreSQL store {_redacted(self.config.dsn)}: {exc}"
                 ) from exc
             raise
-        self._healthy = True
         self._state = "open"
-        self._writer_task = asyncio.create_task(self._run_writer(), name="postgres-writer")
+        self._committer.start()
 
     async def close(self) -> None:
         if self._state != "open":
             return
         # New ingests are refused from here on; the writer drains what is queued.
         self._state = "closing"
-        self._wakeup.set()
-        if self._writer_task is not None:
-            await self._writer_task
+        await self._committer.stop()
         await self._release_connections()
-        self._healthy = False
         self._state = "closed"
 
     async def _release_connections(self) -> None:
@@ -170,9 +168,8 @@ class PostgresStore:
     async def ready(self) -> bool:
         return (
             self._state == "open"
-            and self._writer_task is not None
-            and not self._writer_task.done()
-            and self._healthy
+            and self._committer.running
+            and self._committer.healthy
             and self._listener.listening
         )
 
@@ -193,42 +190,9 @@ class PostgresStore:
         self._listener.add(listener)
 
     async def ingest(self, request: IngestRequest) -> IngestResult:
-        if self._state != "open" or self._writer_task is None or self._writer_task.done():
+        if self._state != "open":
             raise StoreUnavailableError(f"the PostgreSQL store is {self._state}")
-        future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(request, future))
-        self._wakeup.set()
-        # A cancelled caller does not withdraw the request: it may already be in a
-        # batch, and committing a delivery nobody waits for is harmless.
-        return await future
-
-    async def _run_writer(self) -> None:
-        try:
-            while True:
-                if not self._pending:
-                    if self._state != "open":
-                        return
-                    await self._wait_for_work()
-                    continue
-                count = min(len(self._pending), self._max_batch)
-                await self._commit([self._pending.popleft() for _ in range(count)])
-        finally:
-            # Only reached early through a bug or cancellation: never leave a caller
-            # waiting on a future nobody will resolve.
-            while self._pending:
-                _fail(self._pending.popleft().future, "the PostgreSQL writer stopped")
-
-    async def _wait_for_work(self) -> None:
-        self._wakeup.clear()
-        if self._healthy:
-            await self._wakeup.wait()
-            return
-        # Not ready means no traffic (load balancers stop sending it), so the writer
-        # itself probes until a commit succeeds again.
-        try:
-            await asyncio.wait_for(self._wakeup.wait(), self._probe_interval)
-        except TimeoutError:
-            await self._probe()
+        return await self._committer.submit(request)
 
     async def _writer_connection(self) -> asyncpg.Connection:
         # A connection the server closed while idle (restart, pg_terminate_backend) is
@@ -245,39 +209,22 @@ class PostgresStore:
             self._writer_conn.terminate()
             self._writer_conn = None
 
-    async def _commit(self, batch: list[_Pending]) -> None:
-        requests = [pending.request for pending in batch]
+    async def _commit(self, requests: list[IngestRequest]) -> list[IngestResult | Exception]:
         try:
             conn = await self._writer_connection()
-            outcomes = await commit_batch(
+            return await commit_batch(
                 conn, requests, channel=self._listener.channel, before_commit=self.before_commit
             )
-        except Exception as exc:
-            self._healthy = False
+        except Exception:
             self._drop_writer_connection()
-            log.error("PostgreSQL commit of %d requests failed: %r", len(batch), exc)
-            for pending in batch:
-                _fail(pending.future, f"PostgreSQL commit failed: {exc!r}", cause=exc)
-            return
-        self._healthy = True
-        self.commits += 1
-        for pending, outcome in zip(batch, outcomes, strict=True):
-            if pending.future.done():  # the caller was cancelled
-                continue
-            if isinstance(outcome, Exception):
-                pending.future.set_exception(outcome)
-            else:
-                pending.future.set_result(outcome)
+            raise
 
     async def _probe(self) -> None:
         try:
             await probe_commit(await self._writer_connection())
-        except Exception as exc:
+        except Exception:
             self._drop_writer_connection()
-            log.warning("PostgreSQL store still cannot commit: %r", exc)
-        else:
-            log.info("PostgreSQL store can commit again")
-            self._healthy = True
+            raise
 
     # --- reads -----------------------------------------------------------------------
 
@@ -394,17 +341,6 @@ async def _close_quietly(conn: asyncpg.Connection) -> None:
 def _check_limit(limit: int) -> None:
     if limit < 1:
         raise ValueError(f"limit must be positive, not {limit}")
-
-
-def _fail(
-    future: asyncio.Future[IngestResult], message: str, cause: Exception | None = None
-) -> None:
-    if future.done():
-        return
-    # One exception per future: a shared instance would collect every awaiter's traceback.
-    error = StoreUnavailableError(message)
-    error.__cause__ = cause
-    future.set_exception(error)
 
 
 def _redacted(url: str) -> str:

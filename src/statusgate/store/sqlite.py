@@ -10,7 +10,6 @@ read-only connection each, which WAL lets proceed while the writer commits.
 from __future__ import annotations
 
 import asyncio
-import collections
 import fcntl
 import functools
 import logging
@@ -19,7 +18,6 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, TypeVar
@@ -34,18 +32,13 @@ from statusgate.store.base import (
     StatusQuery,
     StoreUnavailableError,
 )
+from statusgate.store.group_commit import GroupCommitter
 from statusgate.store.sqlite_writer import SqliteWriter
 from statusgate.v1.status_pb2 import Status, StatusEvent
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-
-
-@dataclass(slots=True)
-class _Pending:
-    request: IngestRequest
-    future: asyncio.Future[IngestResult]
 
 
 class SqliteStore:
@@ -72,25 +65,30 @@ class SqliteStore:
                 " cache_size not negative"
             )
         self.path = Path(path)
-        self.commits = 0
         self._busy_timeout_ms = busy_timeout_ms
-        self._max_batch = max_batch
         self._read_threads = read_threads
-        self._probe_interval = probe_interval
         self._writer = SqliteWriter(
             self.path, busy_timeout_ms=busy_timeout_ms, cache_size=cache_size
         )
         self._state = "new"  # -> "open" -> "closing" -> "closed"
-        self._healthy = False
-        self._pending: collections.deque[_Pending] = collections.deque()
-        self._wakeup = asyncio.Event()
-        self._writer_task: asyncio.Task[None] | None = None
+        self._committer = GroupCommitter(
+            "SQLite",
+            self._commit,
+            self._probe,
+            max_batch=max_batch,
+            probe_interval=probe_interval,
+        )
         self._writer_pool: ThreadPoolExecutor | None = None
         self._read_pool: ThreadPoolExecutor | None = None
         self._local = threading.local()
         self._read_conns: list[sqlite3.Connection] = []
         self._read_conns_lock = threading.Lock()
         self._lock_file: BinaryIO | None = None
+
+    @property
+    def commits(self) -> int:
+        """Committed ingest transactions (batches)."""
+        return self._committer.commits
 
     @property
     def before_commit(self) -> Callable[[], None] | None:
@@ -118,18 +116,15 @@ class SqliteStore:
                 raise StoreUnavailableError(f"cannot open SQLite store {self.path}: {exc}") from exc
             raise
         self._read_pool = ThreadPoolExecutor(self._read_threads, thread_name_prefix="sqlite-read")
-        self._healthy = True
         self._state = "open"
-        self._writer_task = asyncio.create_task(self._run_writer(), name="sqlite-writer")
+        self._committer.start()
 
     async def close(self) -> None:
         if self._state != "open":
             return
         # New ingests are refused from here on; the writer drains what is queued.
         self._state = "closing"
-        self._wakeup.set()
-        if self._writer_task is not None:
-            await self._writer_task
+        await self._committer.stop()
         assert self._writer_pool is not None and self._read_pool is not None
         loop = asyncio.get_running_loop()
         try:
@@ -142,7 +137,6 @@ class SqliteStore:
                 for conn in self._read_conns:
                     conn.close()
                 self._read_conns.clear()
-            self._healthy = False
             self._state = "closed"
             self._release_process_lock()
 
@@ -171,12 +165,7 @@ class SqliteStore:
             self._lock_file = None
 
     async def ready(self) -> bool:
-        return (
-            self._state == "open"
-            and self._writer_task is not None
-            and not self._writer_task.done()
-            and self._healthy
-        )
+        return self._state == "open" and self._committer.running and self._committer.healthy
 
     # --- writes ----------------------------------------------------------------------
 
@@ -185,76 +174,18 @@ class SqliteStore:
         from ``ingest``."""
 
     async def ingest(self, request: IngestRequest) -> IngestResult:
-        if self._state != "open" or self._writer_task is None or self._writer_task.done():
+        if self._state != "open":
             raise StoreUnavailableError(f"the SQLite store is {self._state}")
-        future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(request, future))
-        self._wakeup.set()
-        # A cancelled caller does not withdraw the request: it may already be in a
-        # batch, and committing a delivery nobody waits for is harmless.
-        return await future
+        return await self._committer.submit(request)
 
-    async def _run_writer(self) -> None:
-        try:
-            while True:
-                if not self._pending:
-                    if self._state != "open":
-                        return
-                    await self._wait_for_work()
-                    continue
-                count = min(len(self._pending), self._max_batch)
-                await self._commit([self._pending.popleft() for _ in range(count)])
-        finally:
-            # Only reached early through a bug or cancellation: never leave a caller
-            # waiting on a future nobody will resolve.
-            while self._pending:
-                _fail(self._pending.popleft().future, "the SQLite writer stopped")
-
-    async def _wait_for_work(self) -> None:
-        self._wakeup.clear()
-        if self._healthy:
-            await self._wakeup.wait()
-            return
-        # Not ready means no traffic (load balancers stop sending it), so the writer
-        # itself probes until a commit succeeds again.
-        try:
-            await asyncio.wait_for(self._wakeup.wait(), self._probe_interval)
-        except TimeoutError:
-            await self._probe()
-
-    async def _commit(self, batch: list[_Pending]) -> None:
+    async def _commit(self, requests: list[IngestRequest]) -> list[IngestResult | Exception]:
         assert self._writer_pool is not None
         loop = asyncio.get_running_loop()
-        requests = [pending.request for pending in batch]
-        try:
-            outcomes = await loop.run_in_executor(
-                self._writer_pool, self._writer.commit_batch, requests
-            )
-        except Exception as exc:
-            self._healthy = False
-            log.error("SQLite commit of %d requests failed: %s", len(batch), exc)
-            for pending in batch:
-                _fail(pending.future, f"SQLite commit failed: {exc}", cause=exc)
-            return
-        self._healthy = True
-        self.commits += 1
-        for pending, outcome in zip(batch, outcomes, strict=True):
-            if pending.future.done():  # the caller was cancelled
-                continue
-            if isinstance(outcome, Exception):
-                pending.future.set_exception(outcome)
-            else:
-                pending.future.set_result(outcome)
+        return await loop.run_in_executor(self._writer_pool, self._writer.commit_batch, requests)
 
     async def _probe(self) -> None:
         assert self._writer_pool is not None
-        try:
-            await asyncio.get_running_loop().run_in_executor(self._writer_pool, self._writer.probe)
-        except Exception as exc:
-            log.warning("SQLite store still cannot commit: %s", exc)
-        else:
-            log.info("SQLite store can commit again")
-            self._healthy = True
+        await asyncio.get_running_loop().run_in_executor(self._writer_pool, self._writer.probe)
 
     # --- reads -----------------------------------------------------------------------
 
@@ -405,14 +336,3 @@ class SqliteStore:
 def _check_limit(limit: int) -> None:
     if limit < 1:
         raise ValueError(f"limit must be positive, not {limit}")
-
-
-def _fail(
-    future: asyncio.Future[IngestResult], message: str, cause: Exception | None = None
-) -> None:
-    if future.done():
-        return
-    # One exception per future: a shared instance would collect every awaiter's traceback.
-    error = StoreUnavailableError(message)
-    error.__cause__ = cause
-    future.set_exception(error)
