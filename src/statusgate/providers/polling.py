@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import ClassVar, Protocol, TypeVar
 
 from statusgate.core.names import InvalidNameError, ResourceName
 from statusgate.poll import errors
 from statusgate.poll.breaker import BreakerState, CircuitBreaker
 from statusgate.poll.errors import PollError
-from statusgate.poll.http import CallScope
+from statusgate.poll.http import CallScope, HttpClient
 from statusgate.providers.base import InvalidPayloadError, UnknownShapeError
 from statusgate.v1.status_pb2 import Status
 
@@ -61,6 +61,43 @@ class ProviderPoller(Protocol):
         Raises PollError when nothing could be learnt."""
 
     async def close(self) -> None: ...
+
+
+class _HasHttp(Protocol):
+    http: HttpClient
+
+
+class ClientPoller:
+    """What the pollers over a provider API client share: the client's circuit breaker,
+    a name resolved to the top-level subject whose endpoints describe it, and closing
+    the client's HTTP session."""
+
+    provider_label: ClassVar[str]
+    # Top-level collections the provider has status endpoints for.
+    pollable: ClassVar[tuple[str, ...]]
+
+    def __init__(self, source: str, client: _HasHttp) -> None:
+        self.source = source
+        self.client = client
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        return self.client.http.breaker
+
+    def missing_settings(self) -> list[str]:
+        return []  # a client exists only once its settings are complete
+
+    def target(self, name: ResourceName) -> ResourceName:
+        collection, id_ = name.path[0]
+        if collection not in self.pollable:
+            described = " and ".join(c.replace("-", " ") for c in self.pollable)
+            raise errors.not_supported(
+                f"{name}: {self.provider_label} has {described}, not {collection}"
+            )
+        return ResourceName(name.source, ((collection, id_),))
+
+    async def close(self) -> None:
+        await self.client.http.close()
 
 
 def breaker_open(poller: ProviderPoller) -> bool:

@@ -24,12 +24,12 @@ from pydantic import SecretStr
 from statusgate.config import BanqwareApi, BanqwareSource, read_secret
 from statusgate.core.names import ResourceName
 from statusgate.poll import errors
-from statusgate.poll.breaker import CircuitBreaker
 from statusgate.poll.envelopes import describe_json, http_failure
 from statusgate.poll.errors import PollError
 from statusgate.poll.http import CallScope, HttpClient, Sleep
 from statusgate.providers.banqware.poll_mapping import session_poll_updates
 from statusgate.providers.polling import (
+    ClientPoller,
     PollAnswer,
     ProviderPoller,
     UnconfiguredPoller,
@@ -90,31 +90,22 @@ def unwrap(body: Any, raw: bytes, what: str) -> Any:
     return body
 
 
-class BanqwarePoller:
+class BanqwarePoller(ClientPoller):
+    provider_label = "banqware"
+    pollable = ("sessions",)
+    client: BanqwareClient
+
     def __init__(self, source: BanqwareSource, client: BanqwareClient) -> None:
-        self.source = source.id
+        super().__init__(source.id, client)
         self._config = source
-        self.client = client
-
-    @property
-    def breaker(self) -> CircuitBreaker:
-        return self.client.http.breaker
-
-    def missing_settings(self) -> list[str]:
-        return []
 
     def target(self, name: ResourceName) -> ResourceName:
-        collection, id_ = name.path[0]
-        if collection == "payments":
+        if name.path[0][0] == "payments":
             raise errors.not_supported(
                 f"{name}: banqware documents no status endpoint for payments; their "
                 "status comes from PIS callbacks only"
             )
-        if collection != "sessions":
-            raise errors.not_supported(
-                f"{name}: banqware has sessions and payments, not {collection}"
-            )
-        return ResourceName(name.source, ((collection, id_),))
+        return super().target(name)
 
     async def poll(
         self, target: ResourceName, current: Status | None, scope: CallScope
@@ -135,9 +126,6 @@ class BanqwarePoller:
             lambda: session_poll_updates(self._config, session_id, status, details),
         )
         return answer
-
-    async def close(self) -> None:
-        await self.client.http.close()
 
 
 def ssl_context(api: BanqwareApi) -> ssl.SSLContext | None:

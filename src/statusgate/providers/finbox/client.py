@@ -18,8 +18,6 @@ from pydantic import SecretStr
 
 from statusgate.config import FinboxApi, FinboxSource, read_secret
 from statusgate.core.names import ResourceName
-from statusgate.poll import errors
-from statusgate.poll.breaker import CircuitBreaker
 from statusgate.poll.envelopes import describe_json, http_failure
 from statusgate.poll.http import Answer, CallScope, HttpClient, Sleep
 from statusgate.providers.finbox.mapping import progress_update, upload_status_update
@@ -30,6 +28,7 @@ from statusgate.providers.finbox.poll_mapping import (
     webhook_payload_updates,
 )
 from statusgate.providers.polling import (
+    ClientPoller,
     PollAnswer,
     ProviderPoller,
     UnconfiguredPoller,
@@ -149,25 +148,13 @@ class FinboxClient:
         }
 
 
-class FinboxPoller:
+class FinboxPoller(ClientPoller):
+    provider_label = "FinBox"
+    pollable = ("sessions", "entities")
+    client: FinboxClient
+
     def __init__(self, source: FinboxSource, client: FinboxClient) -> None:
-        self.source = source.id
-        self.client = client
-
-    @property
-    def breaker(self) -> CircuitBreaker:
-        return self.client.http.breaker
-
-    def missing_settings(self) -> list[str]:
-        return []
-
-    def target(self, name: ResourceName) -> ResourceName:
-        collection, id_ = name.path[0]
-        if collection not in ("sessions", "entities"):
-            raise errors.not_supported(
-                f"{name}: FinBox has sessions and entities, not {collection}"
-            )
-        return ResourceName(name.source, ((collection, id_),))
+        super().__init__(source.id, client)
 
     async def poll(
         self, target: ResourceName, current: Status | None, scope: CallScope
@@ -245,9 +232,6 @@ class FinboxPoller:
                 lambda: entity_progress_updates(self.source, entity_id, analysis),
             )
         return answer
-
-    async def close(self) -> None:
-        await self.client.http.close()
 
 
 def finbox_client(source: FinboxSource, *, sleep: Sleep = asyncio.sleep) -> FinboxClient | None:

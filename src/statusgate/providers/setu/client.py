@@ -25,12 +25,12 @@ from pydantic import SecretStr
 from statusgate.config import SetuApi, SetuSource, read_secret
 from statusgate.core.names import ResourceName
 from statusgate.poll import errors
-from statusgate.poll.breaker import CircuitBreaker
 from statusgate.poll.errors import PollError
 from statusgate.poll.http import CallScope, HttpClient, Sleep, deadline_exceeded
 from statusgate.poll.single_flight import SingleFlight
 from statusgate.providers.base import InvalidPayloadError
 from statusgate.providers.polling import (
+    ClientPoller,
     PollAnswer,
     ProviderPoller,
     UnconfiguredPoller,
@@ -142,25 +142,13 @@ class SetuClient:
         }
 
 
-class SetuPoller:
+class SetuPoller(ClientPoller):
+    provider_label = "Setu"
+    pollable = ("consents", "data-sessions")
+    client: SetuClient
+
     def __init__(self, source: SetuSource, client: SetuClient) -> None:
-        self.source = source.id
-        self.client = client
-
-    @property
-    def breaker(self) -> CircuitBreaker:
-        return self.client.http.breaker
-
-    def missing_settings(self) -> list[str]:
-        return []
-
-    def target(self, name: ResourceName) -> ResourceName:
-        collection, id_ = name.path[0]
-        if collection not in ("consents", "data-sessions"):
-            raise errors.not_supported(
-                f"{name}: Setu has consents and data sessions, not {collection}"
-            )
-        return ResourceName(name.source, ((collection, id_),))
+        super().__init__(source.id, client)
 
     async def poll(
         self, target: ResourceName, current: Status | None, scope: CallScope
@@ -201,9 +189,6 @@ class SetuPoller:
                 status.occurred_at.FromDatetime(observed_at)
         answer.updates.extend(_listed_sessions(self.source, consent_id, listed))
         return answer
-
-    async def close(self) -> None:
-        await self.client.http.close()
 
 
 def _listed_sessions(source: str, consent_id: str, listed: Any) -> list[Status]:
