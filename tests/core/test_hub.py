@@ -82,3 +82,15 @@ async def test_out_of_order_offers_are_published_in_sequence(tmp_path: Path) -> 
     finally:
         await hub.close()
         await store.close()
+
+
+def test_encoded_events_are_a_valid_watch_response() -> None:
+    from statusgate.core.hub import encode_event_field
+    from statusgate.v1.status_pb2 import WatchStatusesResponse
+
+    events = [
+        StatusEvent(sequence=n, event_id="e" * n * 50, status=expiry(f"s{n}").updates[0])
+        for n in (1, 2, 3)  # event sizes across the one- and two-byte varint boundary
+    ]
+    encoded = b"".join(encode_event_field(e) for e in events)
+    assert WatchStatusesResponse.FromString(encoded) == WatchStatusesResponse(events=events)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import grpc
+from google.protobuf import message_factory
+from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from statusgate.config import GrpcTls
 from statusgate.rpc.service import StatusService
-from statusgate.v1 import status_pb2, status_service_pb2_grpc
+from statusgate.v1 import status_pb2, status_service_pb2
 
 SERVICE_NAME = status_pb2.DESCRIPTOR.package + ".StatusService"
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -31,7 +34,7 @@ _OPTIONS = [
 class RpcServer:
     def __init__(self, service: StatusService) -> None:
         self.server = grpc.aio.server(options=_OPTIONS)
-        status_service_pb2_grpc.add_StatusServiceServicer_to_server(service, self.server)
+        self.server.add_generic_rpc_handlers((service_handler(service),))
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
@@ -74,3 +77,29 @@ def server_credentials(tls: GrpcTls) -> grpc.ServerCredentials:
     return grpc.ssl_server_credentials(
         [key_and_chain], root_certificates=client_ca, require_client_auth=client_ca is not None
     )
+
+
+def service_handler(service: StatusService) -> grpc.GenericRpcHandler[Any, Any]:
+    """StatusService's handlers, built from its descriptor like the generated
+    ``add_StatusServiceServicer_to_server``, except that a response may also be bytes
+    already serialized: Watch streams send each encoded event batch to many subscribers
+    (``Hub.encode``) instead of encoding it once per subscriber."""
+    descriptor = status_service_pb2.DESCRIPTOR.services_by_name["StatusService"]
+    handlers = {}
+    for method in descriptor.methods:
+        request_type = message_factory.GetMessageClass(method.input_type)
+        make = (
+            grpc.unary_stream_rpc_method_handler
+            if method.server_streaming
+            else grpc.unary_unary_rpc_method_handler
+        )
+        handlers[method.name] = make(
+            getattr(service, method.name),
+            request_deserializer=request_type.FromString,
+            response_serializer=_serialize,
+        )
+    return grpc.method_handlers_generic_handler(descriptor.full_name, handlers)
+
+
+def _serialize(message: Message | bytes) -> bytes:
+    return message if isinstance(message, bytes) else message.SerializeToString()

@@ -20,7 +20,6 @@ from statusgate.rpc.access import ANONYMOUS, AccessControl, Principal
 from statusgate.rpc.errors import abort
 from statusgate.store.base import StatusQuery, Store, StoreUnavailableError
 from statusgate.v1 import status_pb2 as pb
-from statusgate.v1 import status_service_pb2_grpc as pb_grpc
 
 MAX_BATCH_GET = 1000
 # Each name of a poll costs provider calls: batches stay small.
@@ -33,7 +32,12 @@ Context = grpc.aio.ServicerContext[Any, Any]
 T = TypeVar("T")
 
 
-class StatusService(pb_grpc.StatusServiceServicer):
+# The generated servicer base is not used: rpc.server registers these methods itself, so
+# that WatchStatuses can stream bytes that are already serialized.
+_CAUGHT_UP = pb.WatchStatusesResponse(caught_up=True).SerializeToString()
+
+
+class StatusService:
     def __init__(
         self,
         store: Store,
@@ -154,7 +158,8 @@ class StatusService(pb_grpc.StatusServiceServicer):
 
     async def WatchStatuses(
         self, request: pb.WatchStatusesRequest, context: Context
-    ) -> AsyncIterator[pb.WatchStatusesResponse]:
+    ) -> AsyncIterator[bytes]:
+        """Serialized WatchStatusesResponses (see ``Hub.encode``)."""
         caller = await self._caller(context, "read")
         try:
             validate_filter(request.filter)
@@ -170,20 +175,26 @@ class StatusService(pb_grpc.StatusServiceServicer):
             )
         after = request.after_sequence if request.HasField("after_sequence") else None
         status_filter = request.filter
+        # Most subscribers want everything: then each batch goes out as the hub encoded it.
+        everything = caller.sources is None and status_filter == pb.StatusFilter()
         subscription = self._hub.subscribe(after)
         try:
             async for batch in subscription:
                 if not batch:
-                    yield pb.WatchStatusesResponse(caught_up=True)
+                    yield _CAUGHT_UP
                     continue
                 # Other sources' events are left out silently, like in ListStatuses.
-                events = [
-                    e
-                    for e in batch
-                    if caller.can_see(e.status.source) and matches(status_filter, e.status)
-                ]
+                events = (
+                    batch
+                    if everything
+                    else [
+                        e
+                        for e in batch
+                        if caller.can_see(e.status.source) and matches(status_filter, e.status)
+                    ]
+                )
                 if events:
-                    yield pb.WatchStatusesResponse(events=events)
+                    yield self._hub.encode(events)
             # The hub only ends when the gateway shuts down; say so, so the client
             # resumes elsewhere instead of taking the end of the stream as final.
             await abort(
