@@ -1,26 +1,36 @@
 """The write side of ``SqliteStore``: one connection, used only by the writer thread.
 
-``commit_batch`` runs a whole group-commit batch as one transaction, each request inside
-its own SAVEPOINT so a request that fails (a bug, a duplicate delivery id) is rolled back
-alone while the rest of the batch commits. Everything here is synchronous and must only
-ever run in the store's single writer thread.
+``commit_batch`` runs a whole group-commit batch as one transaction: the batch's rows
+are computed in Python and written with one ``executemany`` per table. A request whose
+rules fail (a bug) is left out alone; when a write fails on a request's own error (a
+duplicate delivery id) the batch is redone with each request inside its own SAVEPOINT,
+so that request is rolled back alone while the rest of the batch commits. Everything
+here is synchronous and must only ever run in the store's single writer thread.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from statusgate.core.apply import apply, previous_state
 from statusgate.store.base import IngestRequest, IngestResult
 from statusgate.store.migrations import load_migrations
-from statusgate.store.sqlite_queries import connect, decode_status, last_sequence, to_micros
+from statusgate.store.sqlite_queries import (
+    connect,
+    decode_status,
+    get_statuses,
+    last_sequence,
+    to_micros,
+)
 from statusgate.v1.status_pb2 import Status, StatusEvent
 
 log = logging.getLogger(__name__)
@@ -74,12 +84,55 @@ def migrate(conn: sqlite3.Connection) -> None:
             log.info("applied sqlite migration %04d", version)
 
 
+_INSERT_DELIVERY = (
+    "INSERT INTO deliveries (id, source, received_at, verdict, detail, headers, body)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_EVENT = (
+    "INSERT INTO events (sequence, event_id, name, delivery_id, data) VALUES (?, ?, ?, ?, ?)"
+)
+_UPSERT_STATUS = (
+    "INSERT INTO statuses"
+    " (name, source, parent, kind, state, terminal, updated_at, sequence, data)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (name) DO UPDATE SET source = excluded.source,"
+    " parent = excluded.parent, kind = excluded.kind, state = excluded.state,"
+    " terminal = excluded.terminal, updated_at = excluded.updated_at,"
+    " sequence = excluded.sequence, data = excluded.data"
+)
+# json.dumps(..., sort_keys=True) builds a new encoder per call; this is the same encoder.
+_encode_headers = json.JSONEncoder(sort_keys=True).encode
+_REPLAY_DELIVERY = "UPDATE deliveries SET verdict = 'mapped', detail = '' WHERE id = ?"
+
+_DeliveryRow = tuple[str, str, int, str, str, str, bytes]
+_EventRow = tuple[int, str, str, str | None, bytes]
+_StatusRow = tuple[str, str, str, int, int, int, int, int, bytes]
+
+
 @dataclass(slots=True)
 class _Staged:
-    """What one request changed, merged into the batch only once its savepoint holds."""
+    """What one request changed, merged into the batch only once its writes hold."""
 
     statuses: dict[str, Status]
     sequence: int
+
+
+@dataclass(slots=True)
+class _Rows:
+    """The rows a request (or a whole batch) writes, in foreign-key order."""
+
+    deliveries: list[_DeliveryRow]
+    events: list[_EventRow]
+    # By name: a subject changed twice in one batch is written once, as it ends up.
+    statuses: dict[str, _StatusRow]
+
+
+def _set_micros(timestamp: Timestamp, micros: int) -> None:
+    """``Timestamp.FromDatetime`` from UTC microseconds (the same floor division, so
+    times before the epoch get the same seconds and positive nanos)."""
+    seconds, rest = divmod(micros, 1_000_000)
+    timestamp.seconds = seconds
+    timestamp.nanos = rest * 1000
 
 
 class SqliteWriter:
@@ -132,8 +185,13 @@ class SqliteWriter:
         """Apply and commit every request in one transaction.
 
         Returns one outcome per request: its result, or the exception that rolled back
-        its savepoint. Raises when the batch as a whole cannot commit; then nothing of it
+        its changes. Raises when the batch as a whole cannot commit; then nothing of it
         is durable and every request must be reported as unavailable.
+
+        The whole batch is first written with one ``executemany`` per table; only when
+        that fails on a request's own error (a duplicate delivery id) is it rolled back
+        and applied again request by request, each in its own SAVEPOINT, so the request
+        at fault fails alone.
         """
         conn = self.conn
         try:
@@ -142,10 +200,13 @@ class SqliteWriter:
                 self._cache.clear()
                 self._sequence = last_sequence(conn)
                 self._stale = False
-            batch = _Staged(statuses={}, sequence=self._sequence)
-            outcomes: list[IngestResult | Exception] = []
-            for request in requests:
-                outcomes.append(self._apply_in_savepoint(request, batch))
+            now = to_micros(datetime.now(UTC))
+            applied = self._apply_batch(requests, now)
+            if applied is None:
+                batch = _Staged(statuses={}, sequence=self._sequence)
+                outcomes = [self._apply_in_savepoint(request, batch, now) for request in requests]
+            else:
+                outcomes, batch = applied
             if self.before_commit is not None:
                 self.before_commit()
             conn.execute("COMMIT")
@@ -180,13 +241,92 @@ class SqliteWriter:
                     log.exception("rollback of a failed probe failed")
             raise
 
+    def _apply_batch(
+        self, requests: Sequence[IngestRequest], now: int
+    ) -> tuple[list[IngestResult | Exception], _Staged] | None:
+        """The fast path: every request's rows computed in Python, then written with one
+        ``executemany`` per table. None (with nothing written) when a write failed on a
+        request's own error, or when the batch holds a replay: then the caller applies
+        the batch request by request."""
+        if any(request.replay_of for request in requests):
+            return None
+        known = self._lookup_all(requests)
+        batch = _Staged(statuses={}, sequence=self._sequence)
+        rows = _Rows(deliveries=[], events=[], statuses={})
+
+        def current(name: str) -> Status | None:
+            if name in batch.statuses:
+                return batch.statuses[name]
+            return known.get(name)
+
+        outcomes: list[IngestResult | Exception] = []
+        for request in requests:
+            try:
+                result, staged = self._prepare(request, current, batch.sequence, now, rows)
+            except Exception as exc:
+                # Nothing of the request was written or merged yet: it fails alone.
+                log.warning("ingest request failed and was rolled back alone: %r", exc)
+                outcomes.append(exc)
+                continue
+            batch.statuses.update(staged.statuses)
+            batch.sequence = staged.sequence
+            outcomes.append(result)
+
+        conn = self.conn
+        conn.execute("SAVEPOINT batch")
+        try:
+            self._write(rows)
+        except Exception as exc:
+            if is_store_failure(exc):
+                raise
+            conn.execute("ROLLBACK TO batch")
+            conn.execute("RELEASE batch")
+            log.info("a request of the batch failed (%r); applying them one by one", exc)
+            return None
+        conn.execute("RELEASE batch")
+        return outcomes, batch
+
+    def _lookup_all(self, requests: Sequence[IngestRequest]) -> dict[str, Status]:
+        """The committed snapshot of every subject the batch updates and that exists:
+        from the cache, else read from the file in one query per 500 names. Runs before
+        the batch writes anything, so what it reads is committed and safe to cache."""
+        known: dict[str, Status] = {}
+        missing: list[str] = []
+        cache = self._cache
+        for request in requests:
+            for update in request.updates:
+                name = update.name
+                if name in known:
+                    continue
+                cached = cache.get(name)
+                if cached is not None:
+                    self._remember(name, cached)
+                    known[name] = cached
+                else:
+                    missing.append(name)
+        if missing:
+            loaded = get_statuses(self.conn, missing)
+            for name, status in loaded.items():
+                self._remember(name, status)
+            known.update(loaded)
+        return known
+
     def _apply_in_savepoint(
-        self, request: IngestRequest, batch: _Staged
+        self, request: IngestRequest, batch: _Staged, now: int
     ) -> IngestResult | Exception:
+        """The slow path: one request in its own SAVEPOINT, rolled back alone on failure."""
         conn = self.conn
         conn.execute("SAVEPOINT request")
         try:
-            result, staged = self._apply(request, batch)
+            rows = _Rows(deliveries=[], events=[], statuses={})
+            result, staged = self._prepare(
+                request, lambda name: self._current(name, batch), batch.sequence, now, rows
+            )
+            if request.replay_of and request.updates:
+                updated = conn.execute(_REPLAY_DELIVERY, (request.replay_of,))
+                if updated.rowcount != 1:
+                    raise LookupError(f"replay of unknown delivery {request.replay_of!r}")
+            self._write(rows)
         except Exception as exc:
             if is_store_failure(exc):
                 raise
@@ -199,102 +339,103 @@ class SqliteWriter:
         batch.sequence = staged.sequence
         return result
 
-    def _apply(self, request: IngestRequest, batch: _Staged) -> tuple[IngestResult, _Staged]:
-        conn = self.conn
-        now = datetime.now(UTC)
+    def _prepare(
+        self,
+        request: IngestRequest,
+        current: Callable[[str], Status | None],
+        sequence: int,
+        now: int,
+        rows: _Rows,
+    ) -> tuple[IngestResult, _Staged]:
+        """Apply ``request`` in memory and append the rows it writes to ``rows``, only
+        once it cannot fail any more (so a failing request leaves ``rows`` untouched).
+        ``now`` is the batch's time in UTC microseconds; ``sequence`` the last one used."""
         delivery = request.delivery
         if delivery is not None and request.replay_of:
             raise ValueError("an ingest request has either a delivery or replay_of, not both")
+        delivery_row: _DeliveryRow | None = None
+        received_at = now
         if delivery is not None:
-            conn.execute(
-                "INSERT INTO deliveries (id, source, received_at, verdict, detail, headers, body)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    delivery.id,
-                    delivery.source,
-                    to_micros(delivery.received_at),
-                    str(delivery.verdict),
-                    delivery.detail,
-                    json.dumps(delivery.headers, sort_keys=True),
-                    delivery.body,
-                ),
+            received_at = to_micros(delivery.received_at)
+            delivery_row = (
+                delivery.id,
+                delivery.source,
+                received_at,
+                str(delivery.verdict),
+                delivery.detail,
+                _encode_headers(delivery.headers),
+                delivery.body,
             )
             delivery_id = delivery.id
-        elif request.replay_of:
-            delivery_id = request.replay_of
-            if request.updates:
-                updated = conn.execute(
-                    "UPDATE deliveries SET verdict = 'mapped', detail = '' WHERE id = ?",
-                    (delivery_id,),
-                )
-                if updated.rowcount != 1:
-                    raise LookupError(f"replay of unknown delivery {delivery_id!r}")
         else:
-            delivery_id = ""
-        received_at = request.received_at or (delivery.received_at if delivery else now)
+            delivery_id = request.replay_of
+        if request.received_at is not None:
+            received_at = to_micros(request.received_at)
 
-        staged = _Staged(statuses={}, sequence=batch.sequence)
+        staged = _Staged(statuses={}, sequence=sequence)
         events: list[StatusEvent] = []
+        event_rows: list[_EventRow] = []
+        status_rows: list[_StatusRow] = []
         for update in request.updates:
-            if not update.name:
+            name = update.name
+            if not name:
                 raise ValueError("a status update without a name")
-            if update.name in staged.statuses:
-                current: Status | None = staged.statuses[update.name]
-            else:
-                current = self._current(update.name, batch)
-            new = apply(current, update)
+            previous = staged.statuses[name] if name in staged.statuses else current(name)
+            new = apply(previous, update)
             if new is None:
                 continue
             staged.sequence += 1
             new.sequence = staged.sequence
-            new.updated_at.FromDatetime(now)
+            _set_micros(new.updated_at, now)
             event = StatusEvent(
                 sequence=staged.sequence,
-                event_id=uuid.uuid4().hex,
-                previous_state=previous_state(current),
+                # 128 random bits, as uuid4().hex but cheaper.
+                event_id=os.urandom(16).hex(),
+                previous_state=previous_state(previous),
                 origin=request.origin,
                 delivery_id=delivery_id,
             )
             event.status.CopyFrom(new)
-            event.received_at.FromDatetime(received_at)
-            self._write(new, event, to_micros(now))
-            staged.statuses[update.name] = new
+            _set_micros(event.received_at, received_at)
+            event_rows.append(
+                (
+                    event.sequence,
+                    event.event_id,
+                    name,
+                    delivery_id or None,
+                    event.SerializeToString(deterministic=True),
+                )
+            )
+            status_rows.append(
+                (
+                    name,
+                    new.source,
+                    new.parent,
+                    int(new.kind),
+                    int(new.state),
+                    int(new.terminal),
+                    now,
+                    new.sequence,
+                    new.SerializeToString(deterministic=True),
+                )
+            )
+            staged.statuses[name] = new
             events.append(event)
+        if delivery_row is not None:
+            rows.deliveries.append(delivery_row)
+        rows.events.extend(event_rows)
+        for row in status_rows:
+            rows.statuses[row[0]] = row
         return IngestResult(delivery_id=delivery_id, events=events), staged
 
-    def _write(self, status: Status, event: StatusEvent, updated_at: int) -> None:
+    def _write(self, rows: _Rows) -> None:
         conn = self.conn
-        conn.execute(
-            "INSERT INTO events (sequence, event_id, name, delivery_id, data)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (
-                event.sequence,
-                event.event_id,
-                status.name,
-                event.delivery_id or None,
-                event.SerializeToString(deterministic=True),
-            ),
-        )
-        conn.execute(
-            "INSERT INTO statuses"
-            " (name, source, parent, kind, state, terminal, updated_at, sequence, data)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (name) DO UPDATE SET source = excluded.source,"
-            " parent = excluded.parent, kind = excluded.kind, state = excluded.state,"
-            " terminal = excluded.terminal, updated_at = excluded.updated_at,"
-            " sequence = excluded.sequence, data = excluded.data",
-            (
-                status.name,
-                status.source,
-                status.parent,
-                int(status.kind),
-                int(status.state),
-                int(status.terminal),
-                updated_at,
-                status.sequence,
-                status.SerializeToString(deterministic=True),
-            ),
-        )
+        if rows.deliveries:
+            conn.executemany(_INSERT_DELIVERY, rows.deliveries)
+        if rows.events:
+            conn.executemany(_INSERT_EVENT, rows.events)
+        if rows.statuses:
+            conn.executemany(_UPSERT_STATUS, rows.statuses.values())
 
     def _current(self, name: str, batch: _Staged) -> Status | None:
         """The subject's latest snapshot: this batch's, else the cache, else the file."""
