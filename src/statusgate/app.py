@@ -76,7 +76,7 @@ class Gateway:
             self.metrics,
             self.settings.max_body_bytes,
         )
-        app = build_web_app(receiver, self.store, self.metrics, self.settings.max_body_bytes)
+        app = build_web_app(receiver, self.ready, self.metrics, self.settings.max_body_bytes)
         self._runner = web.AppRunner(
             app, access_log=None, handle_signals=False, shutdown_timeout=self._grace
         )
@@ -105,6 +105,11 @@ class Gateway:
             sorted(self.settings.sources),
         )
         return BoundPorts(http=http_port, grpc=grpc_port)
+
+    async def ready(self) -> bool:
+        """Readiness: the store can commit, and no shutdown has begun (so a load
+        balancer stops sending before the listener closes)."""
+        return not self._stopped.is_set() and await self.store.ready()
 
     @property
     def _grace(self) -> float:

@@ -180,3 +180,9 @@ async def test_retention_runs_in_the_gateway(tmp_path: Path) -> None:
         assert await gw.gateway.store.list_deliveries([DeliveryVerdict.UNMAPPED]) == []
     finally:
         await stop_gateway(gw)
+
+
+async def test_not_ready_once_shutdown_begins(gw: RunningGateway) -> None:
+    assert await gw.gateway.ready()
+    await gw.gateway.stop()
+    assert not await gw.gateway.ready()

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from statusgate.store.base import Store
 from statusgate.web.metrics import Metrics
 from statusgate.web.webhooks import WebhookReceiver
 
 
 def build_web_app(
-    receiver: WebhookReceiver, store: Store, metrics: Metrics, max_body_bytes: int
+    receiver: WebhookReceiver,
+    ready: Callable[[], Awaitable[bool]],
+    metrics: Metrics,
+    max_body_bytes: int,
 ) -> web.Application:
     # aiohttp refuses larger bodies itself while reading, chunked ones included.
     app = web.Application(client_max_size=max_body_bytes)
@@ -20,7 +24,7 @@ def build_web_app(
         return web.json_response({"status": "ok"})
 
     async def readyz(_: web.Request) -> web.Response:
-        if await store.ready():
+        if await ready():
             return web.json_response({"status": "ready"})
         return web.json_response({"status": "store unavailable"}, status=503)
 
