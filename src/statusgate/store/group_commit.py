@@ -41,6 +41,7 @@ class GroupCommitter:
         *,
         max_batch: int,
         probe_interval: float,
+        commit_delay: float = 0.0,
     ) -> None:
         if max_batch < 1 or probe_interval <= 0:
             raise ValueError("max_batch and probe_interval must be positive")
@@ -49,6 +50,7 @@ class GroupCommitter:
         self._probe_commit = probe
         self._max_batch = max_batch
         self._probe_interval = probe_interval
+        self._commit_delay = commit_delay
         self._pending: collections.deque[_Pending] = collections.deque()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -91,6 +93,11 @@ class GroupCommitter:
                         return
                     await self._wait_for_work()
                     continue
+                if self._commit_delay and len(self._pending) < self._max_batch:
+                    # Like PostgreSQL's commit_delay: a moment's wait lets the requests
+                    # already on their way share this commit, which costs ~1 ms of CPU
+                    # and a sync whatever its size, and wakes every Watch stream once.
+                    await asyncio.sleep(self._commit_delay)
                 count = min(len(self._pending), self._max_batch)
                 await self._commit([self._pending.popleft() for _ in range(count)])
         finally:

@@ -71,6 +71,7 @@ class PostgresStore:
         max_batch: int = 512,
         pool_size: int = 8,
         probe_interval: float = 1.0,
+        commit_delay: float = 0.002,
         command_timeout: float = 10.0,
         connect_timeout: float = 5.0,
         keepalive_interval: float = 5.0,
@@ -93,6 +94,7 @@ class PostgresStore:
             self._probe,
             max_batch=max_batch,
             probe_interval=probe_interval,
+            commit_delay=commit_delay,
         )
         self._schema = ""
         self._listener = CommitListener(

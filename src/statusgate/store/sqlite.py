@@ -58,6 +58,7 @@ class SqliteStore:
         read_threads: int = 2,
         cache_size: int = 100_000,
         probe_interval: float = 1.0,
+        commit_delay: float = 0.002,
     ) -> None:
         if max_batch < 1 or read_threads < 1 or cache_size < 0 or probe_interval <= 0:
             raise ValueError(
@@ -77,6 +78,7 @@ class SqliteStore:
             self._probe,
             max_batch=max_batch,
             probe_interval=probe_interval,
+            commit_delay=commit_delay,
         )
         self._writer_pool: ThreadPoolExecutor | None = None
         self._read_pool: ThreadPoolExecutor | None = None
