@@ -14,20 +14,17 @@ from statusgate.config import Permission
 from statusgate.core.filters import matches, to_query, validate_filter
 from statusgate.core.hub import Hub
 from statusgate.core.names import InvalidNameError, parse_name, parse_source_parent
-from statusgate.poll.poller import Poller, unchanged_for
+from statusgate.poll.poller import Poller
 from statusgate.rpc import paging
 from statusgate.rpc.access import ANONYMOUS, AccessControl, Principal
 from statusgate.rpc.errors import abort
+from statusgate.rpc.waiting import HubClosedError, wait_for
 from statusgate.store.base import StatusQuery, Store, StoreUnavailableError
 from statusgate.v1 import status_pb2 as pb
 
 MAX_BATCH_GET = 1000
 # Each name of a poll costs provider calls: batches stay small.
 MAX_POLL_NAMES = 100
-# WaitStatus polls the provider while it waits: first after this many seconds (at once
-# when the subject is unknown or quiet), then doubling up to WAIT_POLL_MAX.
-WAIT_POLL_FIRST = 2.0
-WAIT_POLL_MAX = 30.0
 Context = grpc.aio.ServicerContext[Any, Any]
 T = TypeVar("T")
 
@@ -272,92 +269,36 @@ class StatusService:
                 "condition must be terminal, ready_to_fetch or states",
                 "INVALID_CONDITION",
             )
-        # Subscribe before reading, so a change between the read and the wait is seen.
-        subscription = self._hub.subscribe(self._hub.last_sequence)
         try:
-            status = await self._guard(context, self._store.get_status(request.name))
-            if status is not None and condition_holds(request.condition, status):
-                return status
-            found: asyncio.Future[pb.Status] = asyncio.get_running_loop().create_future()
-            helpers = [asyncio.ensure_future(self._watch_for(subscription, request, found))]
-            if self._poller is not None and self._poller.target(request.name) is not None:
-                helpers.append(asyncio.ensure_future(self._poll_for(request, status, found)))
-            try:
-                async with asyncio.timeout(context.time_remaining()):
-                    return await found
-            except TimeoutError:
-                pass
-            except _HubClosedError:
-                await abort(
-                    context,
-                    grpc.StatusCode.UNAVAILABLE,
-                    "the gateway is shutting down",
-                    "SHUTTING_DOWN",
+            async with asyncio.timeout(context.time_remaining()):
+                return await wait_for(
+                    request.name,
+                    request.condition,
+                    store=self._store,
+                    hub=self._hub,
+                    poller=self._poller,
                 )
-            except StoreUnavailableError:
-                await abort(
-                    context,
-                    grpc.StatusCode.UNAVAILABLE,
-                    "the store is unavailable",
-                    "STORE_UNAVAILABLE",
-                )
-            finally:
-                for helper in helpers:
-                    helper.cancel()
-                await asyncio.gather(*helpers, return_exceptions=True)
+        except TimeoutError:
             await abort(
                 context,
                 grpc.StatusCode.DEADLINE_EXCEEDED,
                 f"{request.name} did not reach the condition in time",
                 "WAIT_TIMEOUT",
             )
-        finally:
-            with contextlib.suppress(Exception):
-                await subscription.aclose()  # type: ignore[attr-defined]
-
-    async def _watch_for(
-        self,
-        subscription: AsyncIterator[list[pb.StatusEvent]],
-        request: pb.WaitStatusRequest,
-        found: asyncio.Future[pb.Status],
-    ) -> None:
-        try:
-            async for batch in subscription:
-                for event in batch:
-                    if event.status.name == request.name and condition_holds(
-                        request.condition, event.status
-                    ):
-                        _resolve(found, event.status)
-                        return
-        except StoreUnavailableError as error:
-            if not found.done():
-                found.set_exception(error)
-            return
-        # The hub only ends when the gateway shuts down.
-        if not found.done():
-            found.set_exception(_HubClosedError())
-
-    async def _poll_for(
-        self,
-        request: pb.WaitStatusRequest,
-        status: pb.Status | None,
-        found: asyncio.Future[pb.Status],
-    ) -> None:
-        """Poll the provider while waiting: at once when the subject is unknown or has
-        been quiet, then with backoff. Waiters on one subject share each poll (single
-        flight, and a poll younger than half the interval is not repeated)."""
-        assert self._poller is not None
-        interval = WAIT_POLL_FIRST
-        age = unchanged_for(status) if status is not None else None
-        if age is not None and age < interval:
-            await asyncio.sleep(interval)  # it just changed: news may be on its way
-        while True:
-            outcome = await self._poller.poll(request.name, within=None, max_staleness=interval / 2)
-            if outcome.status is not None and condition_holds(request.condition, outcome.status):
-                _resolve(found, outcome.status)
-                return
-            await asyncio.sleep(interval)
-            interval = min(interval * 2, WAIT_POLL_MAX)
+        except HubClosedError:
+            await abort(
+                context,
+                grpc.StatusCode.UNAVAILABLE,
+                "the gateway is shutting down",
+                "SHUTTING_DOWN",
+            )
+        except StoreUnavailableError:
+            await abort(
+                context,
+                grpc.StatusCode.UNAVAILABLE,
+                "the store is unavailable",
+                "STORE_UNAVAILABLE",
+            )
 
     # --- helpers ---------------------------------------------------------------------
 
@@ -418,10 +359,6 @@ class StatusService:
             )
 
 
-class _HubClosedError(Exception):
-    pass
-
-
 def _visible_to(caller: Principal, query: StatusQuery | None) -> StatusQuery | None:
     """Narrow a list query to the caller's sources; None when nothing can be visible."""
     if query is None or caller.sources is None:
@@ -429,19 +366,3 @@ def _visible_to(caller: Principal, query: StatusQuery | None) -> StatusQuery | N
     wanted = query.sources or sorted(caller.sources)
     visible = caller.visible(wanted)
     return dataclasses.replace(query, sources=visible) if visible else None
-
-
-def _resolve(found: asyncio.Future[pb.Status], status: pb.Status) -> None:
-    if not found.done():
-        found.set_result(status)
-
-
-def condition_holds(condition: pb.WaitCondition, status: pb.Status) -> bool:
-    which = condition.WhichOneof("condition")
-    if which == "terminal":
-        return status.terminal
-    if which == "ready_to_fetch":
-        return status.ready_to_fetch
-    if which == "states":
-        return status.state in condition.states.states
-    return False
