@@ -50,7 +50,13 @@ class Gateway:
         self.pipeline = Pipeline(self.store, self.hub)
         # API clients read their credentials now: a named variable that is unset fails
         # start-up like a webhook secret does. One HTTP session per source.
-        self.poller = Poller(self.store, self.pipeline, build_pollers(settings.sources))
+        self.metrics = Metrics()
+        self.poller = Poller(
+            self.store,
+            self.pipeline,
+            build_pollers(settings.sources),
+            observe=self.metrics.record_poll,
+        )
         self.retention = RetentionTask(self.store, settings.retention)
         self.reconciler = Reconciler(
             self.store,
@@ -58,7 +64,6 @@ class Gateway:
             settings.sources,
             tick_seconds=settings.reconciler_tick_seconds,
         )
-        self.metrics = Metrics()
         self._runner: web.AppRunner | None = None
         self._rpc: RpcServer | None = None
         self._stopped = asyncio.Event()

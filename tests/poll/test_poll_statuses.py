@@ -95,6 +95,14 @@ async def test_one_failing_name_never_fails_the_others(pgw: RunningGateway, fake
     assert "SESSION_DELETED" in gone.error.message
     assert "sources.bare.api.api_key_env" in bare.error.message
 
+    # Every outcome is counted by source and reason.
+    async with pgw.http.get(pgw.url("/metrics")) as response:
+        metrics = await response.text()
+    assert 'statusgate_polls_total{origin="ORIGIN_POLL",reason="OK",source="finbox"} 1.0' in metrics
+    assert 'reason="UPSTREAM_NOT_FOUND",source="finbox"} 1.0' in metrics
+    assert 'reason="POLLING_NOT_CONFIGURED",source="bare"} 1.0' in metrics
+    assert 'statusgate_upstream_calls_total{source="finbox"}' in metrics
+
 
 async def test_an_account_is_polled_through_its_session(pgw: RunningGateway, fakes: Fakes) -> None:
     fakes.finbox.uploaded("s1", ("a1", "PARTIAL"))

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 DEFAULT_BUDGET = 30.0
 # Last-poll times kept in memory for max_staleness; the oldest are forgotten first.
 MAX_REMEMBERED = 100_000
+
+
+# (source, origin, error reason or "OK", upstream calls) of every poll, for metrics.
+PollObserver = Callable[[str, str, str, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +75,9 @@ class Poller:
         pollers: Mapping[str, ProviderPoller],
         *,
         default_budget: float = DEFAULT_BUDGET,
+        observe: PollObserver | None = None,
     ) -> None:
+        self._observe = observe
         self._store = store
         self._pipeline = pipeline
         self._pollers = dict(pollers)
@@ -127,6 +133,22 @@ class Poller:
         )
 
     async def poll(
+        self,
+        name: str,
+        *,
+        within: float | None,
+        max_staleness: float = 0.0,
+        origin: Origin.ValueType = Origin.ORIGIN_POLL,
+    ) -> PollOutcome:
+        """Poll one name (see ``_poll``), and tell the observer how it went."""
+        outcome = await self._poll(name, within=within, max_staleness=max_staleness, origin=origin)
+        if self._observe is not None:
+            source = name.split("/")[1] if name.startswith("sources/") else ""
+            reason = outcome.error.reason if outcome.error is not None else "OK"
+            self._observe(source, Origin.Name(origin), reason, outcome.upstream_calls)
+        return outcome
+
+    async def _poll(
         self,
         name: str,
         *,

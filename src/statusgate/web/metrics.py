@@ -26,6 +26,19 @@ class Metrics:
             ["source", "origin"],
             registry=self.registry,
         )
+        self.polls = Counter(
+            "statusgate_polls",
+            "Polls of a name (PollStatuses, WaitStatus, the reconciler) by outcome: OK or "
+            "the error reason.",
+            ["source", "origin", "reason"],
+            registry=self.registry,
+        )
+        self.upstream_calls = Counter(
+            "statusgate_upstream_calls",
+            "Calls to providers' status APIs, retries included.",
+            ["source"],
+            registry=self.registry,
+        )
         self.ack_seconds = Histogram(
             "statusgate_webhook_ack_seconds",
             "Time from a webhook's arrival to its durable acknowledgement.",
@@ -33,6 +46,11 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=self.registry,
         )
+
+    def record_poll(self, source: str, origin: str, reason: str, upstream_calls: int) -> None:
+        self.polls.labels(source, origin, reason).inc()
+        if upstream_calls:
+            self.upstream_calls.labels(source).inc(upstream_calls)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
