@@ -112,31 +112,19 @@ def utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-def decode_status(data: bytes) -> Status:
-    status = Status()
-    status.ParseFromString(data)
-    return status
-
-
-def decode_event(data: bytes) -> StatusEvent:
-    event = StatusEvent()
-    event.ParseFromString(data)
-    return event
-
-
 # --- reads -------------------------------------------------------------------------------
 
 
 async def get_status(conn: asyncpg.Connection, name: str) -> Status | None:
     data = await conn.fetchval("SELECT data FROM statuses WHERE name = $1", name)
-    return decode_status(data) if data is not None else None
+    return Status.FromString(data) if data is not None else None
 
 
 async def get_statuses(conn: asyncpg.Connection, names: Sequence[str]) -> dict[str, Status]:
     rows = await conn.fetch(
         "SELECT name, data FROM statuses WHERE name = ANY($1::text[])", list(set(names))
     )
-    return {row["name"]: decode_status(row["data"]) for row in rows}
+    return {row["name"]: Status.FromString(row["data"]) for row in rows}
 
 
 def status_query_sql(query: StatusQuery, *, after_name: str, limit: int) -> tuple[str, list[Any]]:
@@ -186,7 +174,7 @@ async def list_statuses(
     conn: asyncpg.Connection, query: StatusQuery, *, after_name: str, limit: int
 ) -> list[Status]:
     sql, params = status_query_sql(query, after_name=after_name, limit=limit)
-    return [decode_status(row["data"]) for row in await conn.fetch(sql, *params)]
+    return [Status.FromString(row["data"]) for row in await conn.fetch(sql, *params)]
 
 
 async def list_events(
@@ -198,7 +186,7 @@ async def list_events(
         after_sequence,
         limit,
     )
-    return [decode_event(row["data"]) for row in rows]
+    return [StatusEvent.FromString(row["data"]) for row in rows]
 
 
 async def read_events(
@@ -211,7 +199,7 @@ async def read_events(
         after_sequence,
         limit,
     )
-    return [decode_event(row["data"]) for row in rows]
+    return [StatusEvent.FromString(row["data"]) for row in rows]
 
 
 async def last_sequence(conn: asyncpg.Connection) -> int:

@@ -46,7 +46,7 @@ import asyncpg
 from statusgate.core.apply import apply, previous_state
 from statusgate.store.base import IngestRequest, IngestResult
 from statusgate.store.migrations import load_migrations
-from statusgate.store.postgres_queries import REQUEST_ERRORS, decode_status, quote_ident, utc
+from statusgate.store.postgres_queries import REQUEST_ERRORS, quote_ident, utc
 from statusgate.v1.status_pb2 import Status, StatusEvent
 
 log = logging.getLogger(__name__)
@@ -165,7 +165,7 @@ async def commit_batch(
             rows = await conn.fetch(
                 "SELECT name, data FROM statuses WHERE name = ANY($1::text[])", names
             )
-            current = {row["name"]: decode_status(row["data"]) for row in rows}
+            current = {row["name"]: Status.FromString(row["data"]) for row in rows}
         replays = list({r.replay_of for r in requests if r.replay_of and is_storable(r.replay_of)})
         existing: set[str] = set()
         if replays:

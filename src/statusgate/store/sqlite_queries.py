@@ -51,25 +51,13 @@ def from_micros(value: int) -> datetime:
     return _EPOCH + timedelta(microseconds=value)
 
 
-def decode_status(data: bytes) -> Status:
-    status = Status()
-    status.ParseFromString(data)
-    return status
-
-
-def decode_event(data: bytes) -> StatusEvent:
-    event = StatusEvent()
-    event.ParseFromString(data)
-    return event
-
-
 def _placeholders(count: int) -> str:
     return ", ".join("?" * count)
 
 
 def get_status(conn: sqlite3.Connection, name: str) -> Status | None:
     row = conn.execute("SELECT data FROM statuses WHERE name = ?", (name,)).fetchone()
-    return decode_status(row[0]) if row is not None else None
+    return Status.FromString(row[0]) if row is not None else None
 
 
 def get_statuses(conn: sqlite3.Connection, names: Sequence[str]) -> dict[str, Status]:
@@ -81,7 +69,7 @@ def get_statuses(conn: sqlite3.Connection, names: Sequence[str]) -> dict[str, St
             f"SELECT name, data FROM statuses WHERE name IN ({_placeholders(len(chunk))})",  # noqa: S608
             chunk,
         )
-        found.update((name, decode_status(data)) for name, data in rows)
+        found.update((name, Status.FromString(data)) for name, data in rows)
     return found
 
 
@@ -136,7 +124,7 @@ def list_statuses(
     conn: sqlite3.Connection, query: StatusQuery, *, after_name: str, limit: int
 ) -> list[Status]:
     sql, params = status_query_sql(query, after_name=after_name, limit=limit)
-    return [decode_status(data) for (data,) in conn.execute(sql, params)]
+    return [Status.FromString(data) for (data,) in conn.execute(sql, params)]
 
 
 def list_events(
@@ -146,7 +134,7 @@ def list_events(
         "SELECT data FROM events WHERE name = ? AND sequence > ? ORDER BY sequence LIMIT ?",
         (name, after_sequence, limit),
     )
-    return [decode_event(data) for (data,) in rows]
+    return [StatusEvent.FromString(data) for (data,) in rows]
 
 
 def read_events(conn: sqlite3.Connection, *, after_sequence: int, limit: int) -> list[StatusEvent]:
@@ -156,7 +144,7 @@ def read_events(conn: sqlite3.Connection, *, after_sequence: int, limit: int) ->
         "SELECT data FROM events WHERE sequence > ? ORDER BY sequence LIMIT ?",
         (after_sequence, limit),
     )
-    return [decode_event(data) for (data,) in rows]
+    return [StatusEvent.FromString(data) for (data,) in rows]
 
 
 def last_sequence(conn: sqlite3.Connection) -> int:

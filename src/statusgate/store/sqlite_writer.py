@@ -26,7 +26,6 @@ from statusgate.store.base import IngestRequest, IngestResult
 from statusgate.store.migrations import load_migrations
 from statusgate.store.sqlite_queries import (
     connect,
-    decode_status,
     get_statuses,
     last_sequence,
     to_micros,
@@ -451,7 +450,7 @@ class SqliteWriter:
         # Inside the batch's transaction the file shows earlier requests' uncommitted
         # writes, but those names are in batch.statuses and never reach this read: what
         # is read here is committed state and safe to cache.
-        status = decode_status(row[0])
+        status = Status.FromString(row[0])
         self._remember(name, status)
         return status
 
