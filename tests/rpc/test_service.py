@@ -156,3 +156,14 @@ async def test_wait_status_deadline_exceeded(gw: RunningGateway) -> None:
             timeout=0.3,
         )
     assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+async def test_oversized_messages_are_refused_without_harm(gw: RunningGateway) -> None:
+    huge = "sources/finbox/sessions/" + "x" * (17 * 1024 * 1024)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await gw.stub.GetStatus(pb.GetStatusRequest(name=huge), timeout=10)
+    assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    # The server is fine afterwards.
+    await gw.post("finbox", finbox_expiry("after"))
+    status = await gw.stub.GetStatus(pb.GetStatusRequest(name="sources/finbox/sessions/after"))
+    assert status.state == pb.STATE_EXPIRED
