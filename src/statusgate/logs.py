@@ -65,8 +65,11 @@ class JsonFormatter(logging.Formatter):
         current = request_id.get()
         if current:
             line["request_id"] = current
-        for key, value in vars(record).items():
-            if key not in self._STANDARD and not key.startswith("_"):
+        fields = vars(record)
+        # A set difference runs in C: this is on the path of every webhook.
+        for key in sorted(fields.keys() - self._STANDARD):
+            if not key.startswith("_"):
+                value = fields[key]
                 line[key] = value if isinstance(value, int | float | bool) else str(value)
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
