@@ -1,0 +1,325 @@
+"""The whole gateway's settings: listeners, store, sources, the gRPC door (TLS and
+clients), retention; layered defaults → TOML → ``STATUSGATE_*`` → flags."""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from statusgate.config.auth import (
+    AUTH_METHODS,
+    NoAuth,
+)
+from statusgate.config.fields import (
+    _CONFIG_FILE,
+    DEFAULT_GRPC,
+    DEFAULT_HTTP,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_STORE,
+    ConfigError,
+    ConfigPath,
+    StrictModel,
+)
+from statusgate.config.sources import (
+    PROVIDERS,
+    SourceConfig,
+    SourceId,
+    _default_sources_data,
+    default_sources,
+)
+
+# --- the gRPC door ------------------------------------------------------------------------
+
+
+class GrpcTls(StrictModel):
+    """TLS on the gRPC port; with ``client_ca_file``, mutual TLS."""
+
+    cert_file: ConfigPath
+    key_file: ConfigPath
+    # Require client certificates signed by this CA.
+    client_ca_file: ConfigPath | None = None
+
+
+Permission = Literal["read", "poll", "admin"]
+
+
+class ClientConfig(StrictModel):
+    """One internal service allowed to call the gRPC API with a bearer token."""
+
+    # Hex SHA-256 of the token (`printf %s TOKEN | sha256sum`): the token itself is
+    # never in the config, so a leaked config file grants nothing.
+    token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    # Source ids this client may see; "*" for all.
+    sources: list[str] = Field(min_length=1)
+    # read: Get/List/Watch/Wait; poll: PollStatuses; admin: everything.
+    permissions: list[Permission] = Field(default_factory=lambda: list[Permission](["read"]))
+    # Concurrent WatchStatuses streams; more are refused with RESOURCE_EXHAUSTED.
+    max_watch_streams: int = Field(default=16, gt=0)
+
+
+class Retention(StrictModel):
+    # Raw deliveries older than this are deleted (statuses and events are kept forever).
+    # 0 keeps deliveries forever.
+    deliveries_days: float = Field(default=30.0, ge=0)
+    # How often the pruning runs.
+    interval_seconds: float = Field(default=3600.0, gt=0)
+
+
+# --- the whole gateway -------------------------------------------------------------------
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="STATUSGATE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        hide_input_in_errors=True,
+    )
+
+    # HOST:PORT of the webhook front door and of the gRPC server.
+    http: str = DEFAULT_HTTP
+    grpc: str = DEFAULT_GRPC
+    # sqlite:///path (embedded) or postgresql://... (shared by replicas).
+    store: str = DEFAULT_STORE
+    # Webhook bodies larger than this are refused with 413.
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
+    # Seconds SIGTERM waits for in-flight requests and streams before closing them.
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    # How often the reconciler looks for quiet, non-terminal subjects that are due a poll.
+    reconciler_tick_seconds: float = Field(default=5.0, gt=0)
+    # Source id -> source. Without a [sources] table in the config file: one source per
+    # provider (finbox, banqware, setu), no auth. A [sources] table replaces them all.
+    sources: dict[SourceId, SourceConfig] = Field(default_factory=default_sources)
+    # TLS for the gRPC port; required when it is not bound to loopback, unless
+    # allow_plaintext_grpc says otherwise (e.g. TLS ends at a sidecar).
+    grpc_tls: GrpcTls | None = None
+    allow_plaintext_grpc: bool = False
+    # Client id -> credentials. With none, every caller may read everything, which is
+    # allowed only when the gRPC listener is bound to loopback.
+    clients: dict[str, ClientConfig] = Field(default_factory=dict)
+    retention: Retention = Field(default_factory=Retention)
+
+    # Set by load_settings; not a setting of its own.
+    _config_file: Path | None = PrivateAttr(default=None)
+
+    @property
+    def config_file(self) -> Path | None:
+        """The TOML file these settings were loaded from, if any."""
+        return self._config_file
+
+    @field_validator("sources")
+    @classmethod
+    def _name_sources(cls, value: dict[str, SourceConfig]) -> dict[str, SourceConfig]:
+        named: dict[str, SourceConfig] = {}
+        errors: list[InitErrorDetails] = []
+        for source_id, source in value.items():
+            if source.id and source.id != source_id:
+                errors.append(
+                    _error((source_id, "id"), f"must be empty or equal the key {source_id!r}")
+                )
+            named[source_id] = source.model_copy(update={"id": source_id})
+        if errors:
+            raise ValidationError.from_exception_data("Settings", errors)
+        return named
+
+    @field_validator("http", "grpc")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        split_host_port(value)
+        return value
+
+    @model_validator(mode="after")
+    def _no_auth_only_on_loopback(self) -> Settings:
+        host, _ = split_host_port(self.http)
+        if is_loopback(host):
+            return self
+        # One error per open source, located at its auth, so every one is reported.
+        errors = [
+            _error(
+                ("sources", source_id, "auth", "method"),
+                f"'none' (no webhook authentication) is allowed only when the HTTP "
+                f"listener is bound to loopback, and http = {self.http!r}",
+            )
+            for source_id, source in self.sources.items()
+            if isinstance(source.auth, NoAuth)
+        ]
+        if errors:
+            raise ValidationError.from_exception_data("Settings", errors)
+        return self
+
+    @model_validator(mode="after")
+    def _grpc_door_closed_off_loopback(self) -> Settings:
+        host, _ = split_host_port(self.grpc)
+        if is_loopback(host):
+            return self
+        errors = []
+        if self.grpc_tls is None and not self.allow_plaintext_grpc:
+            errors.append(
+                _error(
+                    ("grpc_tls",),
+                    f"TLS is required when grpc = {self.grpc!r} "
+                    "is not loopback (or set allow_plaintext_grpc = true)",
+                )
+            )
+        if not self.clients:
+            errors.append(
+                _error(
+                    ("clients",),
+                    f"client tokens are required when grpc = {self.grpc!r} is not loopback",
+                )
+            )
+        if errors:
+            raise ValidationError.from_exception_data("Settings", errors)
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Precedence: command-line flags (init) > STATUSGATE_* > the TOML file > defaults.
+        # Layers are deep-merged, so STATUSGATE_SOURCES__X__AUTH__SECRET_ENV changes one
+        # field of source x whether x comes from the file or from the defaults.
+        toml_file = _CONFIG_FILE.get()
+        layers: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        # Sources passed whole (Settings(sources=...), a flag) replace the defaults.
+        declares_sources = "sources" in init_settings()
+        if toml_file is not None:
+            toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_file)
+            declares_sources = declares_sources or "sources" in toml()
+            layers.append(toml)
+        if not declares_sources:
+            # The default sources as a layer rather than only as the field default, so
+            # environment variables can adjust them. A file's [sources] replaces them.
+            layers.append(InitSettingsSource(settings_cls, _default_sources_data()))
+        return tuple(layers)
+
+
+def _error(loc: tuple[str | int, ...], message: str) -> InitErrorDetails:
+    return InitErrorDetails(type=PydanticCustomError("value_error", message), loc=loc, input=None)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from defaults, ``config_file`` (TOML), the environment and ``overrides``
+    (command-line flags; None values are ignored).
+
+    Raises ``ConfigError`` listing every problem (TOML syntax with line and column, or
+    each validation error with its dotted location), ``FileNotFoundError`` for a missing
+    file."""
+    if config_file is not None and not config_file.is_file():
+        raise FileNotFoundError(f"config file {config_file} does not exist")
+    token = _CONFIG_FILE.set(config_file)
+    try:
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except tomllib.TOMLDecodeError as exc:
+        # The message carries "(at line L, column C)"; it never holds a value.
+        raise ConfigError([f"{config_file}: TOML syntax error: {exc}"]) from None
+    except ValidationError as exc:
+        # from None: the original error's repr would hold inputs; the problems do not.
+        raise ConfigError(validation_problems(exc)) from None
+    finally:
+        _CONFIG_FILE.reset(token)
+    settings._config_file = config_file
+    return settings
+
+
+# --- readable validation errors ---------------------------------------------------------
+
+# Keys people write when they mean the *_env variant: the hint saves a trip to the docs.
+_SECRET_KEY_HINTS = {
+    "secret": "secret_env",
+    "secrets": "secret_envs",
+    "password": "password_env",
+    "api_key": "api_key_env",
+    "server_hash": "server_hash_env",
+    "client_id": "client_id_env",
+    "client_secret": "client_secret_env",
+    "product_instance_id": "product_instance_id_env",
+    "headers": "headers_env",
+}
+
+
+def validation_problems(exc: ValidationError) -> list[str]:
+    """``"sources.x.auth.secret_env: message"`` for every error, without input values
+    (a value could be a secret pasted in the wrong place)."""
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = _clean_loc(error["loc"])
+        message = error["msg"]
+        ctx = error.get("ctx") or {}
+        if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            discriminator = str(ctx.get("discriminator", "")).strip("'")
+            loc = (*loc, discriminator)
+            tags = PROVIDERS if discriminator == "provider" else AUTH_METHODS
+            if error["type"] == "union_tag_not_found":
+                message = "is required: one of " + ", ".join(repr(t) for t in tags)
+        elif error["type"] == "extra_forbidden" and loc and loc[-1] in _SECRET_KEY_HINTS:
+            hint = _SECRET_KEY_HINTS[str(loc[-1])]
+            message += f" (secrets are named by environment variable: use {hint})"
+        if message.startswith("Value error, "):
+            message = message.removeprefix("Value error, ")
+        where = ".".join(str(part) for part in loc) or "(top level)"
+        problems.append(f"{where}: {message}")
+    return problems
+
+
+def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """Drop the union tags pydantic inserts after a discriminated-union slot
+    (``sources.x.finbox.auth.shared_secret.secret_env``), which are not keys a user
+    wrote."""
+    out: list[int | str] = []
+    for part in loc:
+        if out and part in _union_tags(out):
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def _union_tags(path: list[int | str]) -> tuple[str, ...]:
+    if len(path) == 2 and path[0] == "sources":
+        return PROVIDERS
+    if path[-1] == "auth" or (len(path) >= 2 and path[-2] == "methods"):
+        return AUTH_METHODS
+    return ()
+
+
+# --- addresses ----------------------------------------------------------------------------
+
+
+def split_host_port(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{value!r} is not HOST:PORT")
+    return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - ":8080" means all
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
