@@ -6,18 +6,9 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated, Literal
 
-from pydantic import (
-    Field,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, field_validator, model_validator
 
-from statusgate.config.fields import (
-    ConfigPath,
-    EnvName,
-    HeaderName,
-    StrictModel,
-)
+from statusgate.config.fields import ConfigPath, EnvName, HeaderName, StrictModel
 
 # --- webhook authentication (DESIGN.md §6) -----------------------------------------
 

@@ -10,12 +10,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    SecretStr,
-)
+from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr
 
 from statusgate.logs import register_secret
 

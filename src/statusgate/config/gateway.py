@@ -8,13 +8,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import (
-    Field,
-    PrivateAttr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
@@ -24,10 +18,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from statusgate.config.auth import (
-    AUTH_METHODS,
-    NoAuth,
-)
+from statusgate.config.auth import AUTH_METHODS, NoAuth
 from statusgate.config.fields import (
     _CONFIG_FILE,
     DEFAULT_GRPC,

@@ -5,16 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    Field,
-    model_validator,
-)
+from pydantic import AfterValidator, Field, model_validator
 
-from statusgate.config.auth import (
-    AuthConfig,
-    NoAuth,
-)
+from statusgate.config.auth import AuthConfig, NoAuth
 from statusgate.config.fields import (
     FINBOX_BASE_URL,
     SETU_BASE_URL,
