@@ -60,9 +60,9 @@ from bench._common import (
     wait_http_ready,
     webhook_bodies,
 )
-from statusgate.store.base import Delivery, DeliveryVerdict, IngestRequest
+from statusgate.store.base import Delivery, DeliveryVerdict, IngestRequest, WebhookIngest
 from statusgate.store.factory import open_store
-from statusgate.v1.status_pb2 import Kind, Origin, Stage, State, Status
+from statusgate.v1.status_pb2 import Kind, Stage, State, Status
 from tests.payloads import finbox_expiry
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -209,7 +209,7 @@ def expiry_request(session_id: str) -> IngestRequest:
         headers={"content-type": "application/json"},
         verdict=DeliveryVerdict.MAPPED,
     )
-    return IngestRequest(origin=Origin.ORIGIN_WEBHOOK, updates=[status], delivery=delivery)
+    return WebhookIngest(delivery, [status])
 
 
 async def _ingest_many(store: Any, prefix: str, count: int, concurrency: int) -> None:

@@ -12,8 +12,9 @@ import aiohttp
 import grpc
 import pytest
 
-from statusgate.app import BoundPorts, Gateway
-from statusgate.config import Settings, load_settings
+from statusgate.app import BoundPorts, Gateway, load_settings
+from statusgate.config import Settings
+from statusgate.providers.registry import PROVIDERS, Registry
 from statusgate.v1 import status_service_pb2_grpc
 
 
@@ -50,8 +51,8 @@ def gateway_settings(tmp_path: Path, **overrides: Any) -> Settings:
     )
 
 
-async def start_gateway(settings: Settings) -> RunningGateway:
-    gateway = Gateway(settings)
+async def start_gateway(settings: Settings, *, registry: Registry = PROVIDERS) -> RunningGateway:
+    gateway = Gateway(settings, registry=registry)
     ports = await gateway.start()
     http = aiohttp.ClientSession()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{ports.grpc}")

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from statusgate.config import load_settings
+from statusgate.app import load_settings
 from statusgate.logs import JsonFormatter, redact, register_secret
 from tests.conftest import start_gateway, stop_gateway
 from tests.payloads import finbox_upload

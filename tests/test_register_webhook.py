@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from statusgate.app import load_settings
 from statusgate.cli import main, register_webhook
-from statusgate.config import Settings, load_settings
+from statusgate.config import Settings
 from tests.fakes.finbox import FakeFinbox
 from tests.fakes.harness import finbox_api, set_env
 from tests.fakes.server import reply

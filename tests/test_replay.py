@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -10,8 +11,9 @@ import pytest
 
 from statusgate.cli import main
 from statusgate.config import SourceConfig
-from statusgate.providers import registry
+from statusgate.providers import finbox
 from statusgate.providers.base import JSONObject, UnknownShapeError
+from statusgate.providers.registry import PROVIDERS, Registry
 from statusgate.store.base import DeliveryVerdict
 from statusgate.v1 import status_pb2 as pb
 from tests.conftest import gateway_settings, start_gateway, stop_gateway
@@ -26,27 +28,29 @@ class BeforeTheFix:
     def normalize(self, source: SourceConfig, payload: JSONObject) -> list[pb.Status]:
         if payload.get("event_name") == "SESSION_EXPIRY_NOTIFICATION":
             raise UnknownShapeError("unknown event_name")
-        return registry.ADAPTERS["finbox"].normalize(source, payload)
+        return finbox.SPEC.adapter.normalize(source, payload)
+
+
+# The gateway as it ran before the fix: the same providers, FinBox's adapter older.
+BEFORE_THE_FIX = Registry(
+    dataclasses.replace(spec, adapter=BeforeTheFix()) if spec is finbox.SPEC else spec
+    for spec in PROVIDERS
+)
 
 
 def test_replay_maps_what_arrived_before_the_fix(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     settings = gateway_settings(tmp_path)
-    fixed = registry.ADAPTERS["finbox"]
 
     async def receive_before_the_fix() -> list[Any]:
-        monkeypatch.setitem(registry.ADAPTERS, "finbox", BeforeTheFix())
+        gw = await start_gateway(settings, registry=BEFORE_THE_FIX)
         try:
-            gw = await start_gateway(settings)
-            try:
-                answers = [await gw.post("finbox", finbox_expiry(f"x{i}")) for i in range(3)]
-                answers.append(await gw.post("finbox", b"not json"))
-                return answers
-            finally:
-                await stop_gateway(gw)
+            answers = [await gw.post("finbox", finbox_expiry(f"x{i}")) for i in range(3)]
+            answers.append(await gw.post("finbox", b"not json"))
+            return answers
         finally:
-            monkeypatch.setitem(registry.ADAPTERS, "finbox", fixed)
+            await stop_gateway(gw)
 
     answers = asyncio.run(receive_before_the_fix())
     assert [code for code, _ in answers] == [202, 202, 202, 400]

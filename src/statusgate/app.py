@@ -1,8 +1,12 @@
-"""Composition root: config → store → hub → pipeline → HTTP front door + gRPC server,
-plus the poller (PollStatuses, WaitStatus) and the reconciler over the providers' APIs.
+"""Composition root: config → store → hub → ingest → HTTP front door + gRPC server,
+plus the poll service (PollStatuses, WaitStatus) and the reconciler over the providers'
+APIs.
 
-Everything shares one asyncio event loop. ``Gateway`` is what ``statusgate serve`` runs
-and what the tests start on port 0, so tests drive exactly what production runs.
+``build`` makes every component from the settings and the provider registry; ``serve``
+(``Gateway``), ``replay``, ``register-webhook`` and ``check-config`` all use it, so
+``check-config`` meets exactly the problems ``serve`` would. Everything shares one
+asyncio event loop. ``Gateway`` is what ``statusgate serve`` runs and what the tests
+start on port 0, so tests drive exactly what production runs.
 """
 
 from __future__ import annotations
@@ -11,27 +15,90 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
-from statusgate.config import Settings, split_host_port
+from statusgate import config
+from statusgate.config import Settings, SetupError, split_host_port
 from statusgate.core.hub import Hub
-from statusgate.core.pipeline import Pipeline
-from statusgate.poll.poller import Poller
+from statusgate.ingest import Ingest
 from statusgate.poll.reconciler import Reconciler
-from statusgate.providers.registry import build_pollers
+from statusgate.poll.service import PollService
+from statusgate.providers.polling import Poller
+from statusgate.providers.registry import PROVIDERS, Registry
 from statusgate.retention import RetentionTask
 from statusgate.rpc.access import AccessControl
 from statusgate.rpc.server import RpcServer
 from statusgate.rpc.service import StatusService
 from statusgate.store.base import Store
 from statusgate.store.factory import open_store
-from statusgate.web.auth import build_verifiers
+from statusgate.upstream.http import Sleep
+from statusgate.web.auth import WebhookVerifier, build_verifier
 from statusgate.web.metrics import Metrics
 from statusgate.web.routes import build_web_app
 from statusgate.web.webhooks import WebhookReceiver
 
 log = logging.getLogger(__name__)
+
+
+def load_settings(
+    config_file: Path | None = None, *, registry: Registry = PROVIDERS, **overrides: Any
+) -> Settings:
+    """Settings for ``registry``'s providers: defaults → ``config_file`` → environment
+    → ``overrides`` (see ``config.load_settings``)."""
+    return config.load_settings(registry, config_file, **overrides)
+
+
+@dataclass(frozen=True, slots=True)
+class Components:
+    """Every part of a gateway, built and wired but not started."""
+
+    settings: Settings
+    registry: Registry
+    store: Store
+    hub: Hub
+    ingest: Ingest
+    verifiers: dict[str, WebhookVerifier]
+    polling: PollService
+    metrics: Metrics
+
+
+def build(
+    settings: Settings,
+    registry: Registry = PROVIDERS,
+    *,
+    store: Store | None = None,
+    sleep: Sleep = asyncio.sleep,
+) -> Components:
+    """Build every component. Secrets, key and certificate files are read now, source
+    by source; ``SetupError`` lists every problem (located ``sources.<id>.auth.…`` and
+    ``sources.<id>.api.…``), so a gateway never starts half-configured."""
+    problems: list[tuple[str, str]] = []
+    verifiers: dict[str, WebhookVerifier] = {}
+    pollers: dict[str, Poller] = {}
+    for source_id, source in settings.sources.items():
+        try:
+            verifiers[source_id] = build_verifier(source.auth)
+        except SetupError as exc:
+            problems.extend(exc.located(f"sources.{source_id}.auth.").problems)
+        try:
+            pollers[source_id] = registry.for_source(source).poller(source, sleep=sleep)
+        except SetupError as exc:
+            problems.extend(exc.located(f"sources.{source_id}.api.").problems)
+    if store is None:
+        try:
+            store = open_store(settings.store)
+        except ValueError as exc:
+            problems.append(("store", str(exc)))
+    if problems or store is None:
+        raise SetupError(problems)
+    hub = Hub(store)
+    ingest = Ingest(store, hub, registry)
+    metrics = Metrics()
+    polling = PollService(store, ingest, pollers, observe=metrics.record_poll)
+    return Components(settings, registry, store, hub, ingest, verifiers, polling, metrics)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,26 +108,18 @@ class BoundPorts:
 
 
 class Gateway:
-    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, registry: Registry = PROVIDERS, store: Store | None = None
+    ) -> None:
         self.settings = settings
-        # Verifiers resolve their secrets now: a missing one fails start-up, not a webhook.
-        self._verifiers = build_verifiers(settings.sources)
-        self.store = store if store is not None else open_store(settings.store)
-        self.hub = Hub(self.store)
-        self.pipeline = Pipeline(self.store, self.hub)
-        # API clients read their credentials now: a named variable that is unset fails
-        # start-up like a webhook secret does. One HTTP session per source.
-        self.metrics = Metrics()
-        self.poller = Poller(
-            self.store,
-            self.pipeline,
-            build_pollers(settings.sources),
-            observe=self.metrics.record_poll,
-        )
+        self.parts = build(settings, registry, store=store)
+        self.store = self.parts.store
+        self.hub = self.parts.hub
+        self.polling = self.parts.polling
         self.retention = RetentionTask(self.store, settings.retention)
         self.reconciler = Reconciler(
             self.store,
-            self.poller,
+            self.polling,
             settings.sources,
             tick_seconds=settings.reconciler_tick_seconds,
         )
@@ -74,14 +133,16 @@ class Gateway:
         # is then heard (hearing one twice is harmless).
         self.store.add_commit_listener(self.hub.notify)
         await self.hub.start()
+        parts = self.parts
         receiver = WebhookReceiver(
             self.settings.sources,
-            self._verifiers,
-            self.pipeline,
-            self.metrics,
+            parts.registry,
+            parts.verifiers,
+            parts.ingest,
+            parts.metrics,
             self.settings.max_body_bytes,
         )
-        app = build_web_app(receiver, self.ready, self.metrics, self.settings.max_body_bytes)
+        app = build_web_app(receiver, self.ready, parts.metrics, self.settings.max_body_bytes)
         self._runner = web.AppRunner(
             app, access_log=None, handle_signals=False, shutdown_timeout=self._grace
         )
@@ -95,7 +156,7 @@ class Gateway:
             self.store,
             self.hub,
             list(self.settings.sources),
-            self.poller,
+            self.polling,
             AccessControl(self.settings.clients),
         )
         self._rpc = RpcServer(service)
@@ -135,7 +196,7 @@ class Gateway:
         await self.hub.close()
         await asyncio.gather(rpc_stop, http_stop)
         # After the RPCs: polls in flight have had their grace period.
-        await self.poller.close()
+        await self.polling.close()
         with contextlib.suppress(Exception):
             await self.store.close()
         log.info("statusgate stopped")

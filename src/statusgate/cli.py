@@ -11,14 +11,15 @@ import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from statusgate.app import Gateway
-from statusgate.config import FinboxSource, Settings, load_settings
+from statusgate.app import Gateway, build, load_settings
+from statusgate.config import Settings, SetupError
 from statusgate.logs import configure_logging
+from statusgate.providers.registry import PROVIDERS
+from statusgate.providers.spec import ManualRegistration, RegistrationError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
 
     register = commands.add_parser(
         "register-webhook",
-        help="register the gateway's webhook URL with the provider of a source (FinBox)",
+        help="register the gateway's webhook URL with the provider of a source (or say "
+        "where its dashboard sets it)",
     )
     _add_settings_flags(register)
     register.add_argument("--source", required=True, help="the source to register")
@@ -94,7 +96,7 @@ def _settings(args: argparse.Namespace) -> Settings | None:
 async def _serve(settings: Settings) -> int:
     try:
         gateway = Gateway(settings)
-    except ValueError as error:  # e.g. a secret's environment variable is not set
+    except SetupError as error:  # e.g. a secret's environment variable is not set
         print(f"statusgate: {error}", file=sys.stderr)
         return 2
     await gateway.start()
@@ -120,29 +122,29 @@ async def _serve(settings: Settings) -> int:
 
 
 async def _replay(settings: Settings, source: str | None, since: datetime | None) -> int:
-    from statusgate.core.hub import Hub
-    from statusgate.core.pipeline import Pipeline
     from statusgate.replay import replay
     from statusgate.store.base import StoreUnavailableError
-    from statusgate.store.factory import open_store
 
     if source is not None and source not in settings.sources:
         print(f"statusgate: no source {source!r} is configured", file=sys.stderr)
         return 2
-    store = open_store(settings.store)
     try:
-        await store.open()
+        parts = build(settings)
+    except SetupError as error:
+        print(f"statusgate: {error}", file=sys.stderr)
+        return 2
+    try:
+        await parts.store.open()
     except StoreUnavailableError as error:
         print(f"statusgate: {error}", file=sys.stderr)
         return 1
     try:
         # Events reach running gateways' Watch streams through the store (PostgreSQL
         # NOTIFY); this process has no subscribers of its own.
-        hub = Hub(store)
-        await hub.start()
-        report = await replay(Pipeline(store, hub), settings.sources, source=source, since=since)
+        await parts.hub.start()
+        report = await replay(parts.ingest, settings.sources, source=source, since=since)
     finally:
-        await store.close()
+        await parts.store.close()
     print(
         f"examined {report.examined}: mapped {report.mapped} ({report.events} events), "
         f"still unmapped {report.still_unmapped}, still rejected {report.still_rejected}, "
@@ -152,13 +154,8 @@ async def _replay(settings: Settings, source: str | None, since: datetime | None
 
 
 async def register_webhook(settings: Settings, source_id: str, url: str) -> int:
-    """Point the provider of ``source_id`` at ``url``: FinBox through its API (session
-    and entity flows, ``webhook_mode`` 1 always: leaving it out resets it to 0);
-    Setu and banqware have no API for it, so say where it is done by hand."""
-    from statusgate.poll.errors import PollError
-    from statusgate.poll.http import CallScope
-    from statusgate.providers.finbox.client import finbox_client
-
+    """Point the provider of ``source_id`` at ``url`` through its API, or say where the
+    provider's dashboard sets it (the provider's spec knows which)."""
     source = settings.sources.get(source_id)
     if source is None:
         print(f"statusgate: no source {source_id!r} is configured", file=sys.stderr)
@@ -169,46 +166,22 @@ async def register_webhook(settings: Settings, source_id: str, url: str) -> int:
         return 2
     if not parts.path.rstrip("/").endswith(f"/webhooks/{source_id}"):
         print(f"note: the gateway receives this source's webhooks at /webhooks/{source_id}")
-    if source.provider == "setu":
-        print(
-            "Setu has no API to register a webhook: set the notification URL of your FIU "
-            f"product instance to {url} in Setu's dashboard (Bridge). Nothing was registered."
-        )
+    registration = PROVIDERS.for_source(source).registration
+    if isinstance(registration, ManualRegistration):
+        print(registration.describe(url) + " Nothing was registered.")
         return 0
-    if source.provider == "banqware":
-        print(
-            "banqware has no API to register callbacks: enter the address "
-            f"{url} in banqware's developer portal. Nothing was registered."
-        )
-        return 0
-    assert isinstance(source, FinboxSource)
     try:
-        client = finbox_client(source)
-    except ValueError as error:  # a named credential variable is unset
+        steps = await registration(source, url)
+    except SetupError as error:  # a named credential variable is unset
+        located = error.located(f"sources.{source_id}.api.")
+        print(f"statusgate: {located}", file=sys.stderr)
+        return 2
+    except RegistrationError as error:
         print(f"statusgate: {error}", file=sys.stderr)
         return 2
-    if client is None:
-        print(
-            f"statusgate: set sources.{source_id}.api.api_key_env and server_hash_env "
-            "(FinBox API credentials) first",
-            file=sys.stderr,
-        )
-        return 2
-    failed = False
-    try:
-        flows: tuple[Literal["session", "entity"], ...] = ("session", "entity")
-        for flow in flows:
-            scope = CallScope.within(source.api.timeout_seconds * (source.api.retries + 1))
-            try:
-                answer = await client.register_webhook(flow, url, scope)
-            except PollError as error:
-                failed = True
-                print(f"FinBox {flow} flow: not registered: {error.message}", file=sys.stderr)
-            else:
-                print(f"FinBox {flow} flow: registered {url} (webhook_mode 1): {answer}")
-    finally:
-        await client.http.close()
-    return 1 if failed else 0
+    for step in steps:
+        print(f"{step.label}: {step.detail}", file=sys.stdout if step.ok else sys.stderr)
+    return 0 if all(step.ok for step in steps) else 1
 
 
 def _utc_datetime(text: str) -> datetime:

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from statusgate.config import SourceConfig
-from statusgate.core.pipeline import Pipeline, normalize_body
-from statusgate.store.base import DeliveryVerdict, IngestRequest
-from statusgate.v1.status_pb2 import Origin
+from statusgate.core.deliveries import DeliveryVerdict
+from statusgate.ingest import Ingest
 
 PAGE = 200
 
@@ -31,7 +30,7 @@ class ReplayReport:
 
 
 async def replay(
-    pipeline: Pipeline,
+    ingest: Ingest,
     sources: Mapping[str, SourceConfig],
     *,
     source: str | None = None,
@@ -41,7 +40,7 @@ async def replay(
     after_id = ""
     verdicts = [DeliveryVerdict.UNMAPPED, DeliveryVerdict.REJECTED]
     while True:
-        page = await pipeline.store.list_deliveries(
+        page = await ingest.store.list_deliveries(
             verdicts, source=source, since=since, after_id=after_id, limit=PAGE
         )
         if not page:
@@ -53,15 +52,12 @@ async def replay(
             if config is None:
                 report.unknown_source += 1
                 continue
-            verdict, updates, _ = normalize_body(config, delivery.body)
-            if verdict is DeliveryVerdict.UNMAPPED:
-                report.still_unmapped += 1
-                continue
-            if verdict is DeliveryVerdict.REJECTED:
-                report.still_rejected += 1
-                continue
-            result = await pipeline.ingest(
-                IngestRequest(origin=Origin.ORIGIN_REPLAY, updates=updates, replay_of=delivery.id)
-            )
-            report.mapped += 1
-            report.events += len(result.events)
+            ingested = await ingest.replay(config, delivery)
+            match ingested.normalized.verdict:
+                case DeliveryVerdict.UNMAPPED:
+                    report.still_unmapped += 1
+                case DeliveryVerdict.REJECTED:
+                    report.still_rejected += 1
+                case DeliveryVerdict.MAPPED:
+                    report.mapped += 1
+                    report.events += len(ingested.result.events)

@@ -8,9 +8,9 @@ from pathlib import Path
 from statusgate.core.hub import Hub
 from statusgate.core.names import parse_name
 from statusgate.providers.common import build_status
-from statusgate.store.base import IngestRequest
+from statusgate.store.base import IngestRequest, PollIngest
 from statusgate.store.sqlite import SqliteStore
-from statusgate.v1.status_pb2 import Origin, Provider, Stage, State, StatusEvent
+from statusgate.v1.status_pb2 import Provider, Stage, State, StatusEvent
 
 
 def expiry(session: str) -> IngestRequest:
@@ -21,7 +21,7 @@ def expiry(session: str) -> IngestRequest:
         Stage.STAGE_UPLOAD,
         final_stage=Stage.STAGE_PROCESSING,
     )
-    return IngestRequest(origin=Origin.ORIGIN_POLL, updates=[status])
+    return PollIngest([status])
 
 
 class GatedStore(SqliteStore):
@@ -82,15 +82,3 @@ async def test_out_of_order_offers_are_published_in_sequence(tmp_path: Path) -> 
     finally:
         await hub.close()
         await store.close()
-
-
-def test_encoded_events_are_a_valid_watch_response() -> None:
-    from statusgate.core.hub import encode_event_field
-    from statusgate.v1.status_pb2 import WatchStatusesResponse
-
-    events = [
-        StatusEvent(sequence=n, event_id="e" * n * 50, status=expiry(f"s{n}").updates[0])
-        for n in (1, 2, 3)  # event sizes across the one- and two-byte varint boundary
-    ]
-    encoded = b"".join(encode_event_field(e) for e in events)
-    assert WatchStatusesResponse.FromString(encoded) == WatchStatusesResponse(events=events)

@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 
-from statusgate.config import BanqwareSource, FinboxSource, SetuSource
 from statusgate.core.names import ResourceName, parse_name
-from statusgate.providers.polling import ProviderPoller
-from statusgate.providers.registry import build_pollers
+from statusgate.providers.banqware import BanqwareSource
+from statusgate.providers.finbox import FinboxSource
+from statusgate.providers.polling import Poller
+from statusgate.providers.registry import PROVIDERS
+from statusgate.providers.setu import SetuSource
 from tests.fakes import banqware, finbox, setu
 from tests.fakes.server import FakeServer
 
@@ -76,7 +78,7 @@ class Harness:
 
     provider: str
     fake: FakeServer
-    poller: ProviderPoller
+    poller: Poller
     name: ResourceName
     # The endpoints one poll of ``name`` calls concurrently (each fails alike).
     endpoints: tuple[str, ...]
@@ -125,7 +127,7 @@ async def start_harness(provider: str, **api: Any) -> Harness:
             ("status", "details"),
             banqware.envelope,
         )
-    poller = build_pollers({source.id: source}, sleep=sleep)[source.id]
+    poller = PROVIDERS.build_pollers({source.id: source}, sleep=sleep)[source.id]
     return Harness(provider, fake, poller, parse_name(name), endpoints, envelope, sleeps)
 
 

@@ -124,7 +124,7 @@ async def test_concurrent_identical_polls_share_one_upstream_call(
     fakes.finbox.hold("upload_status")
     polls = [asyncio.ensure_future(poll(pgw, SESSION)) for _ in range(100)]
     async with asyncio.timeout(20):
-        while pgw.gateway.poller.waiters(SESSION) < 100:
+        while pgw.gateway.polling.waiters(SESSION) < 100:
             await asyncio.sleep(0.01)
     fakes.finbox.release("upload_status")
     results = [r for [r] in await asyncio.gather(*polls)]

@@ -76,7 +76,7 @@ async def started(tmp_path: Path, fakes: Fakes) -> tuple[RunningGateway, Reconci
     clock = Clock()
     reconciler = Reconciler(
         gw.gateway.store,
-        gw.gateway.poller,
+        gw.gateway.polling,
         gw.gateway.settings.sources,
         tick_seconds=3600,
         owner="test",

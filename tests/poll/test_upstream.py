@@ -10,10 +10,11 @@ from email.utils import format_datetime
 import grpc
 import pytest
 
-from statusgate.poll import errors
-from statusgate.poll.breaker import BreakerState, CircuitBreaker, Outcome
-from statusgate.poll.envelopes import describe_body, http_failure, parse_retry_after
-from statusgate.poll.single_flight import SingleFlight
+from statusgate.core.errors import Reason
+from statusgate.rpc.errors import code_of
+from statusgate.upstream.breaker import BreakerState, CircuitBreaker, Outcome
+from statusgate.upstream.envelopes import describe_body, http_failure, parse_retry_after
+from statusgate.upstream.single_flight import SingleFlight
 from tests.fakes.server import HTML_PAGE
 
 
@@ -62,22 +63,22 @@ def test_descriptions_are_short_and_printable() -> None:
 @pytest.mark.parametrize(
     ("status", "code", "reason", "retryable", "down"),
     [
-        (401, grpc.StatusCode.PERMISSION_DENIED, errors.UPSTREAM_AUTH_FAILED, False, False),
-        (403, grpc.StatusCode.PERMISSION_DENIED, errors.UPSTREAM_AUTH_FAILED, False, False),
-        (404, grpc.StatusCode.NOT_FOUND, errors.UPSTREAM_NOT_FOUND, False, False),
-        (410, grpc.StatusCode.NOT_FOUND, errors.UPSTREAM_NOT_FOUND, False, False),
-        (400, grpc.StatusCode.INVALID_ARGUMENT, errors.UPSTREAM_BAD_REQUEST, False, False),
-        (409, grpc.StatusCode.FAILED_PRECONDITION, errors.UPSTREAM_REJECTED, False, False),
-        (429, grpc.StatusCode.UNAVAILABLE, errors.UPSTREAM_RATE_LIMITED, True, False),
-        (500, grpc.StatusCode.UNAVAILABLE, errors.UPSTREAM_UNAVAILABLE, True, True),
-        (502, grpc.StatusCode.UNAVAILABLE, errors.UPSTREAM_UNAVAILABLE, True, True),
+        (401, grpc.StatusCode.PERMISSION_DENIED, Reason.UPSTREAM_AUTH_FAILED, False, False),
+        (403, grpc.StatusCode.PERMISSION_DENIED, Reason.UPSTREAM_AUTH_FAILED, False, False),
+        (404, grpc.StatusCode.NOT_FOUND, Reason.UPSTREAM_NOT_FOUND, False, False),
+        (410, grpc.StatusCode.NOT_FOUND, Reason.UPSTREAM_NOT_FOUND, False, False),
+        (400, grpc.StatusCode.INVALID_ARGUMENT, Reason.UPSTREAM_BAD_REQUEST, False, False),
+        (409, grpc.StatusCode.FAILED_PRECONDITION, Reason.UPSTREAM_REJECTED, False, False),
+        (429, grpc.StatusCode.UNAVAILABLE, Reason.UPSTREAM_RATE_LIMITED, True, False),
+        (500, grpc.StatusCode.UNAVAILABLE, Reason.UPSTREAM_UNAVAILABLE, True, True),
+        (502, grpc.StatusCode.UNAVAILABLE, Reason.UPSTREAM_UNAVAILABLE, True, True),
     ],
 )
 def test_http_statuses(
     status: int, code: grpc.StatusCode, reason: str, retryable: bool, down: bool
 ) -> None:
     failure = http_failure(status, b"", "7", "X GET /thing")
-    assert (failure.error.code, failure.error.reason) == (code, reason)
+    assert (code_of(failure.error), failure.error.reason) == (code, reason)
     assert (failure.retryable, failure.provider_down) == (retryable, down)
     assert failure.error.message.startswith(f"X GET /thing answered HTTP {status}")
 

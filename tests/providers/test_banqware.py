@@ -7,23 +7,23 @@ tests cover what is better written as a table or a property.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from statusgate.config import BanqwareSource, FinboxSource
 from statusgate.core.apply import apply
 from statusgate.core.names import parse_name
-from statusgate.providers.banqware import BanqwareAdapter
+from statusgate.providers.banqware import BanqwareAdapter, BanqwareSource
 from statusgate.providers.base import InvalidPayloadError, UnknownShapeError
+from statusgate.providers.finbox import FinboxSource
+from statusgate.providers.registry import PROVIDERS
 from statusgate.v1.status_pb2 import ErrorReason, Stage, State, Status
 
 ADAPTER = BanqwareAdapter()
 SOURCE = BanqwareSource(id="bq", provider="banqware")
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "banqware"
+FIXTURES = PROVIDERS.spec("banqware").fixtures
 
 S = State
 E = ErrorReason

@@ -8,13 +8,13 @@ from pathlib import Path
 import grpc
 import pytest
 
-from statusgate.config import BanqwareSource
+from statusgate.core.errors import ApiError, Reason
 from statusgate.core.names import parse_name
-from statusgate.poll import errors
-from statusgate.poll.errors import PollError
-from statusgate.poll.http import CallScope
-from statusgate.providers.polling import PollAnswer, ProviderPoller
-from statusgate.providers.registry import build_pollers
+from statusgate.providers.banqware import BanqwareSource
+from statusgate.providers.polling import Poller, PollReport
+from statusgate.providers.registry import PROVIDERS
+from statusgate.rpc.errors import code_of
+from statusgate.upstream.http import CallScope
 from statusgate.v1 import status_pb2 as pb
 from tests.fakes import banqware
 from tests.fakes.banqware import FakeBanqware
@@ -34,23 +34,23 @@ async def fake(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeBanqware]:
     await server.close()
 
 
-def make_poller(fake: FakeBanqware, **api: object) -> ProviderPoller:
+def make_poller(fake: FakeBanqware, **api: object) -> Poller:
     source = BanqwareSource(id="bq", provider="banqware", api=banqware_api(fake, **api))
-    return build_pollers({"bq": source})["bq"]
+    return PROVIDERS.build_pollers({"bq": source})["bq"]
 
 
 @pytest.fixture
-async def poller(fake: FakeBanqware) -> AsyncIterator[ProviderPoller]:
+async def poller(fake: FakeBanqware) -> AsyncIterator[Poller]:
     built = make_poller(fake)
     yield built
     await built.close()
 
 
-async def poll(poller: ProviderPoller, name: str) -> PollAnswer:
+async def poll(poller: Poller, name: str) -> PollReport:
     return await poller.poll(poller.target(parse_name(name)), None, CallScope.within(10))
 
 
-async def test_status_and_details(fake: FakeBanqware, poller: ProviderPoller) -> None:
+async def test_status_and_details(fake: FakeBanqware, poller: Poller) -> None:
     fake.session("b1", "Accounts", "Finished", "PL61109010140000071219812874", count="1/1")
     answer = await poll(poller, SESSION)
     assert answer.error is None
@@ -67,7 +67,7 @@ async def test_status_and_details(fake: FakeBanqware, poller: ProviderPoller) ->
     assert request.headers["x-api-key"] == banqware.API_KEY
 
 
-async def test_progress_from_a_count(fake: FakeBanqware, poller: ProviderPoller) -> None:
+async def test_progress_from_a_count(fake: FakeBanqware, poller: Poller) -> None:
     fake.session("b1", "Transactions", "InProgress", count="2/3")
     session = (await poll(poller, SESSION)).updates[0]
     assert (session.state, session.stage) == (pb.STATE_IN_PROGRESS, pb.STAGE_TRANSACTIONS)
@@ -77,7 +77,7 @@ async def test_progress_from_a_count(fake: FakeBanqware, poller: ProviderPoller)
 async def test_the_session_parameter_is_configurable(fake: FakeBanqware) -> None:
     poller = make_poller(fake, session_id_param="id")
     try:
-        with pytest.raises(PollError):  # the fake only knows sessionId
+        with pytest.raises(ApiError):  # the fake only knows sessionId
             await poll(poller, SESSION)
     finally:
         await poller.close()
@@ -90,34 +90,34 @@ async def test_the_session_parameter_is_configurable(fake: FakeBanqware) -> None
         (
             {"success": False, "message": "session belongs to another client"},
             grpc.StatusCode.FAILED_PRECONDITION,
-            errors.UPSTREAM_REJECTED,
+            Reason.UPSTREAM_REJECTED,
         ),
         (
             {"errorCode": 404, "errorMessage": "Session not found"},
             grpc.StatusCode.NOT_FOUND,
-            errors.UPSTREAM_NOT_FOUND,
+            Reason.UPSTREAM_NOT_FOUND,
         ),
     ],
 )
 async def test_error_envelopes_sent_with_200(
     fake: FakeBanqware,
-    poller: ProviderPoller,
+    poller: Poller,
     body: dict[str, object],
     code: grpc.StatusCode,
     reason: str,
 ) -> None:
     fake.session("b1", "Accounts", "InProgress")
     fake.always("status", reply(200, body))
-    with pytest.raises(PollError) as raised:
+    with pytest.raises(ApiError) as raised:
         await poll(poller, SESSION)
-    assert (raised.value.code, raised.value.reason) == (code, reason)
+    assert (code_of(raised.value), raised.value.reason) == (code, reason)
 
 
-async def test_payments_cannot_be_polled(poller: ProviderPoller) -> None:
-    with pytest.raises(PollError) as raised:
+async def test_payments_cannot_be_polled(poller: Poller) -> None:
+    with pytest.raises(ApiError) as raised:
         poller.target(parse_name("sources/bq/payments/p1"))
-    assert raised.value.code == grpc.StatusCode.UNIMPLEMENTED
-    assert raised.value.reason == errors.POLLING_NOT_SUPPORTED
+    assert code_of(raised.value) == grpc.StatusCode.UNIMPLEMENTED
+    assert raised.value.reason == Reason.POLLING_NOT_SUPPORTED
 
 
 async def test_mutual_tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -133,9 +133,9 @@ async def test_mutual_tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     try:
         answer = await poll(with_cert, SESSION)
         assert answer.error is None and answer.updates[0].state == pb.STATE_IN_PROGRESS
-        with pytest.raises(PollError) as raised:
+        with pytest.raises(ApiError) as raised:
             await poll(without_cert, SESSION)
-        assert raised.value.code == grpc.StatusCode.UNAVAILABLE
+        assert code_of(raised.value) == grpc.StatusCode.UNAVAILABLE
     finally:
         await with_cert.close()
         await without_cert.close()

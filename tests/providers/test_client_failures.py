@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from statusgate.poll.errors import PollError
-from statusgate.poll.http import CallScope
+from statusgate.core.errors import ApiError
+from statusgate.rpc.errors import code_of
+from statusgate.upstream.http import CallScope
 from tests.fakes.cases import CASES, Case
 from tests.fakes.harness import FAST_API, Harness, set_env, start_harness, stop_harness
 
@@ -41,7 +42,7 @@ async def test_failure_case(harness: Harness, case: Case) -> None:
     try:
         answer = await harness.poller.poll(harness.name, None, scope)
         error = answer.error
-    except PollError as raised:
+    except ApiError as raised:
         answer, error = None, raised
 
     if case.code is None:
@@ -49,7 +50,7 @@ async def test_failure_case(harness: Harness, case: Case) -> None:
         assert answer is not None and answer.updates
     else:
         assert error is not None, "the poll should have failed"
-        assert (error.code, error.reason) == (case.code, case.reason), error
+        assert (code_of(error), error.reason) == (case.code, case.reason), error
         for words in case.says:
             assert words in error.message, error.message
 

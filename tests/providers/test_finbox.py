@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,19 +13,19 @@ from google.protobuf.json_format import MessageToDict
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from statusgate.config import FinboxSource
 from statusgate.core.names import parse_name
 from statusgate.providers.base import InvalidPayloadError, UnknownShapeError
-from statusgate.providers.finbox import FinboxAdapter
+from statusgate.providers.finbox import FinboxAdapter, FinboxSource
 from statusgate.providers.finbox.errors import finbox_error
 from statusgate.providers.finbox.mapping import (
     missing_data_summary,
     progress_update,
     upload_status_update,
 )
+from statusgate.providers.registry import PROVIDERS
 from statusgate.v1.status_pb2 import ErrorReason, State, Status
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "finbox"
+FIXTURES = PROVIDERS.spec("finbox").fixtures
 SOURCE = FinboxSource(id="finbox", provider="finbox")
 ADAPTER = FinboxAdapter()
 R = ErrorReason

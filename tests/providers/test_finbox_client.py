@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from statusgate.config import FinboxSource
+from statusgate.core.errors import ApiError, Reason
 from statusgate.core.names import parse_name
-from statusgate.poll import errors
-from statusgate.poll.errors import PollError
-from statusgate.poll.http import CallScope
-from statusgate.providers.polling import ProviderPoller, UnconfiguredPoller
-from statusgate.providers.registry import build_pollers
+from statusgate.providers.finbox import FinboxSource
+from statusgate.providers.polling import Poller, UnconfiguredPoller
+from statusgate.providers.registry import PROVIDERS
+from statusgate.rpc.errors import code_of
+from statusgate.upstream.http import CallScope
 from statusgate.v1 import status_pb2 as pb
 from tests.fakes import finbox
 from tests.fakes.finbox import FakeFinbox
@@ -32,16 +32,14 @@ async def fake(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeFinbox]:
 
 
 @pytest.fixture
-async def poller(fake: FakeFinbox) -> AsyncIterator[ProviderPoller]:
+async def poller(fake: FakeFinbox) -> AsyncIterator[Poller]:
     source = FinboxSource(id="fb", provider="finbox", api=finbox_api(fake))
-    built = build_pollers({"fb": source})["fb"]
+    built = PROVIDERS.build_pollers({"fb": source})["fb"]
     yield built
     await built.close()
 
 
-async def poll(
-    poller: ProviderPoller, name: str, current: pb.Status | None = None
-) -> dict[str, pb.Status]:
+async def poll(poller: Poller, name: str, current: pb.Status | None = None) -> dict[str, pb.Status]:
     target = poller.target(parse_name(name))
     answer = await poller.poll(target, current, CallScope.within(10))
     assert answer.error is None, answer.error
@@ -49,7 +47,7 @@ async def poll(
 
 
 async def test_upload_only_while_processing_was_not_requested(
-    fake: FakeFinbox, poller: ProviderPoller
+    fake: FakeFinbox, poller: Poller
 ) -> None:
     fake.uploaded("s1", ("a1", "COMPLETED"))
     updates = await poll(poller, SESSION)
@@ -69,7 +67,7 @@ async def test_upload_only_while_processing_was_not_requested(
     assert request.headers["server-hash"] == finbox.SERVER_HASH
 
 
-async def test_processing_counts_statements(fake: FakeFinbox, poller: ProviderPoller) -> None:
+async def test_processing_counts_statements(fake: FakeFinbox, poller: Poller) -> None:
     fake.uploaded("s1", ("a1", "COMPLETED"), ("a2", "PARTIAL"))
     fake.processing("s1")
     session = (await poll(poller, SESSION))[SESSION]
@@ -77,9 +75,7 @@ async def test_processing_counts_statements(fake: FakeFinbox, poller: ProviderPo
     assert (session.progress.done, session.progress.total) == (0, 2)
 
 
-async def test_progress_completed_alone_is_not_terminal(
-    fake: FakeFinbox, poller: ProviderPoller
-) -> None:
+async def test_progress_completed_alone_is_not_terminal(fake: FakeFinbox, poller: Poller) -> None:
     """The race: progress "completed" before session_status has the verdicts must not
     make the session terminal, or the enrichment webhook's PARTIAL would be dropped."""
     fake.uploaded("s1", ("a1", "COMPLETED"))
@@ -91,7 +87,7 @@ async def test_progress_completed_alone_is_not_terminal(
     assert fake.calls["session_status"] == 1
 
 
-async def test_session_status_gives_the_verdict(fake: FakeFinbox, poller: ProviderPoller) -> None:
+async def test_session_status_gives_the_verdict(fake: FakeFinbox, poller: Poller) -> None:
     fake.uploaded("s1", ("a1", "COMPLETED"), ("a2", "COMPLETED"))
     fake.processed("s1", ("a1", "completed"), ("a2", "failed"))
     updates = await poll(poller, SESSION)
@@ -104,22 +100,22 @@ async def test_session_status_gives_the_verdict(fake: FakeFinbox, poller: Provid
     assert failed.error.reason == pb.ERROR_REASON_DATA_INCONSISTENT
 
 
-async def test_an_account_is_polled_through_its_session(poller: ProviderPoller) -> None:
+async def test_an_account_is_polled_through_its_session(poller: Poller) -> None:
     target = poller.target(parse_name(SESSION + "/accounts/a1"))
     assert str(target) == SESSION
-    with pytest.raises(PollError) as raised:
+    with pytest.raises(ApiError) as raised:
         poller.target(parse_name("sources/fb/consents/c1"))
-    assert raised.value.code == grpc.StatusCode.UNIMPLEMENTED
+    assert code_of(raised.value) == grpc.StatusCode.UNIMPLEMENTED
 
 
-async def test_ids_are_one_path_segment(fake: FakeFinbox, poller: ProviderPoller) -> None:
+async def test_ids_are_one_path_segment(fake: FakeFinbox, poller: Poller) -> None:
     fake.uploaded("s:1?x=%", ("a1", "COMPLETED"))
     updates = await poll(poller, "sources/fb/sessions/s:1?x=%")
     assert updates["sources/fb/sessions/s:1?x=%"].state == pb.STATE_COMPLETED
 
 
 async def test_entity_from_analysis_and_recovered_payloads(
-    fake: FakeFinbox, poller: ProviderPoller
+    fake: FakeFinbox, poller: Poller
 ) -> None:
     fake.entity_progress["e1"] = [
         {"status": "completed", "statement_id": "st1", "source": "pdf", "message": ""},
@@ -160,12 +156,12 @@ async def test_entity_from_analysis_and_recovered_payloads(
 
 async def test_without_credentials_polling_names_the_settings(fake: FakeFinbox) -> None:
     source = FinboxSource(id="fb", provider="finbox", api={"base_url": fake.url})
-    poller = build_pollers({"fb": source})["fb"]
+    poller = PROVIDERS.build_pollers({"fb": source})["fb"]
     assert isinstance(poller, UnconfiguredPoller)
-    with pytest.raises(PollError) as raised:
+    with pytest.raises(ApiError) as raised:
         await poller.poll(parse_name(SESSION), None, CallScope.within(1))
-    assert raised.value.code == grpc.StatusCode.FAILED_PRECONDITION
-    assert raised.value.reason == errors.POLLING_NOT_CONFIGURED
+    assert code_of(raised.value) == grpc.StatusCode.FAILED_PRECONDITION
+    assert raised.value.reason == Reason.POLLING_NOT_CONFIGURED
     assert "sources.fb.api.api_key_env" in raised.value.message
     assert "sources.fb.api.server_hash_env" in raised.value.message
 
@@ -178,4 +174,4 @@ async def test_a_named_but_unset_credential_stops_start_up(monkeypatch: pytest.M
         api={"api_key_env": "NOT_SET_ANYWHERE", "server_hash_env": "NOT_SET_ANYWHERE"},
     )
     with pytest.raises(ValueError, match="NOT_SET_ANYWHERE is not set"):
-        build_pollers({"fb": source})
+        PROVIDERS.build_pollers({"fb": source})

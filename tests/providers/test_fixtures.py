@@ -1,9 +1,9 @@
 """Golden fixtures: every provider payload variant and the canonical statuses it becomes.
 
-Each ``tests/fixtures/<provider>/*.json`` file is::
+Each provider's spec names its fixtures folder; each ``*.json`` file there is::
 
     {
-      "description": "what this variant is and where PROVIDERS.md/DESIGN.md names it",
+      "description": "what this variant is and which documented behaviour it shows",
       "source": {...},          # optional source config (id defaults to the provider)
       "payload": {...},         # the webhook body exactly as the provider sends it
       "expect": [ {...}, ... ]  # the updates, as protobuf JSON (MessageToDict) of Status
@@ -22,18 +22,15 @@ from typing import Any
 
 import pytest
 from google.protobuf.json_format import MessageToDict
-from pydantic import TypeAdapter
 
 from statusgate.config import SourceConfig
 from statusgate.providers.base import InvalidPayloadError, UnknownShapeError
-from statusgate.providers.registry import ADAPTERS, adapter_for
-
-FIXTURES = Path(__file__).parent.parent / "fixtures"
-_SOURCE = TypeAdapter(SourceConfig)
+from statusgate.providers.registry import PROVIDERS, Registry
+from statusgate.providers.spec import ProviderSpec
 
 
-def fixture_files() -> list[Path]:
-    return sorted(FIXTURES.glob("*/*.json"))
+def fixture_files(registry: Registry = PROVIDERS) -> list[tuple[ProviderSpec, Path]]:
+    return [(spec, path) for spec in registry for path in sorted(spec.fixtures.glob("*.json"))]
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -41,28 +38,32 @@ def load(path: Path) -> dict[str, Any]:
     return data
 
 
-def source_for(path: Path, fixture: dict[str, Any]) -> SourceConfig:
-    provider = path.parent.name
-    return _SOURCE.validate_python(
-        {"id": provider, "provider": provider, **fixture.get("source", {})}
+def source_for(spec: ProviderSpec, fixture: dict[str, Any]) -> SourceConfig:
+    return spec.source_model.model_validate(
+        {"id": spec.name, "provider": spec.name, **fixture.get("source", {})}
     )
 
 
-@pytest.mark.parametrize("path", fixture_files(), ids=lambda p: f"{p.parent.name}/{p.stem}")
-def test_fixture(path: Path) -> None:
+def check_fixture(spec: ProviderSpec, path: Path) -> None:
+    """The contract every adapter meets on every one of its fixtures."""
     fixture = load(path)
-    source = source_for(path, fixture)
-    adapter = adapter_for(path.parent.name)
+    source = source_for(spec, fixture)
     if "expect_error" in fixture:
         error = {"unknown_shape": UnknownShapeError, "invalid_payload": InvalidPayloadError}
         with pytest.raises(error[fixture["expect_error"]]):
-            adapter.normalize(source, fixture["payload"])
+            spec.adapter.normalize(source, fixture["payload"])
         return
-    statuses = adapter.normalize(source, fixture["payload"])
+    statuses = spec.adapter.normalize(source, fixture["payload"])
     got = [MessageToDict(s) for s in statuses]
     assert got == fixture["expect"], fixture["description"]
 
 
+@pytest.mark.parametrize(
+    ("spec", "path"), fixture_files(), ids=lambda v: v.stem if isinstance(v, Path) else v.name
+)
+def test_fixture(spec: ProviderSpec, path: Path) -> None:
+    check_fixture(spec, path)
+
+
 def test_every_provider_has_fixtures() -> None:
-    providers_with_fixtures = {p.parent.name for p in fixture_files()}
-    assert providers_with_fixtures >= set(ADAPTERS)
+    assert {spec.name for spec, _ in fixture_files()} == set(PROVIDERS.provider_names)

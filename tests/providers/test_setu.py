@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,21 +17,23 @@ from google.protobuf.json_format import MessageToDict
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from statusgate.config import SetuSource
 from statusgate.core.apply import apply
 from statusgate.core.names import parse_name
 from statusgate.providers.base import InvalidPayloadError, UnknownShapeError
-from statusgate.providers.setu import SetuAdapter, consent_poll_update, data_session_poll_update
+from statusgate.providers.registry import PROVIDERS
+from statusgate.providers.setu import SetuAdapter, SetuSource
 from statusgate.providers.setu.mapping import (
     CONSENT_ERRORS,
     CONSENT_STATES,
     FI_ERRORS,
     FI_STATUSES,
     SESSION_STATES,
+    consent_poll_update,
+    data_session_poll_update,
 )
 from statusgate.v1.status_pb2 import ErrorReason, Kind, Stage, State, Status
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "setu"
+FIXTURES = PROVIDERS.spec("setu").fixtures
 SOURCE = SetuSource(id="aa-main", provider="setu")
 ADAPTER = SetuAdapter()
 CID = "consent-1"

@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from statusgate.config import SetuSource
+from statusgate.core.errors import ApiError, Reason
 from statusgate.core.names import parse_name
-from statusgate.poll import errors
-from statusgate.poll.errors import PollError
-from statusgate.poll.http import CallScope
-from statusgate.providers.polling import PollAnswer, ProviderPoller
-from statusgate.providers.registry import build_pollers
+from statusgate.providers.polling import Poller, PollReport
+from statusgate.providers.registry import PROVIDERS
+from statusgate.providers.setu import SetuSource
+from statusgate.rpc.errors import code_of
+from statusgate.upstream.http import CallScope
 from statusgate.v1 import status_pb2 as pb
 from tests.fakes import setu
 from tests.fakes.harness import set_env, setu_api
@@ -31,24 +31,24 @@ async def fake(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeSetu]:
     await server.close()
 
 
-def make_poller(fake: FakeSetu, **api: object) -> ProviderPoller:
+def make_poller(fake: FakeSetu, **api: object) -> Poller:
     source = SetuSource(id="st", provider="setu", api=setu_api(fake, **api))
-    return build_pollers({"st": source})["st"]
+    return PROVIDERS.build_pollers({"st": source})["st"]
 
 
 @pytest.fixture
-async def poller(fake: FakeSetu) -> AsyncIterator[ProviderPoller]:
+async def poller(fake: FakeSetu) -> AsyncIterator[Poller]:
     built = make_poller(fake)
     yield built
     await built.close()
 
 
-async def poll(poller: ProviderPoller, name: str, current: pb.Status | None = None) -> PollAnswer:
+async def poll(poller: Poller, name: str, current: pb.Status | None = None) -> PollReport:
     target = poller.target(parse_name(name))
     return await poller.poll(target, current, CallScope.within(10))
 
 
-async def test_consent_and_its_listed_data_sessions(fake: FakeSetu, poller: ProviderPoller) -> None:
+async def test_consent_and_its_listed_data_sessions(fake: FakeSetu, poller: Poller) -> None:
     fake.consent("c1", "ACTIVE", ("ds1", "COMPLETED"))
     answer = await poll(poller, "sources/st/consents/c1")
     assert answer.error is None
@@ -65,9 +65,7 @@ async def test_consent_and_its_listed_data_sessions(fake: FakeSetu, poller: Prov
     assert request.headers["authorization"].startswith("Bearer token-")
 
 
-async def test_an_unchanged_consent_carries_no_new_time(
-    fake: FakeSetu, poller: ProviderPoller
-) -> None:
+async def test_an_unchanged_consent_carries_no_new_time(fake: FakeSetu, poller: Poller) -> None:
     """Otherwise every poll of an ACTIVE consent would be a new event (newer time)."""
     fake.consent("c1", "ACTIVE")
     current = pb.Status(name="sources/st/consents/c1", state=pb.STATE_ACTIVE)
@@ -79,7 +77,7 @@ async def test_an_unchanged_consent_carries_no_new_time(
 
 
 async def test_a_fip_account_is_polled_through_its_data_session(
-    fake: FakeSetu, poller: ProviderPoller
+    fake: FakeSetu, poller: Poller
 ) -> None:
     fake.data_session("ds1", "PARTIAL", ("ref-1", "READY"), ("ref-2", "DENIED"))
     answer = await poll(poller, "sources/st/data-sessions/ds1/accounts/ref-1")
@@ -88,13 +86,13 @@ async def test_a_fip_account_is_polled_through_its_data_session(
     assert by_name["sources/st/data-sessions/ds1/accounts/ref-2"].state == pb.STATE_REJECTED
     session = by_name["sources/st/data-sessions/ds1"]
     assert session.state == pb.STATE_PARTIAL and session.terminal  # nothing pending
-    with pytest.raises(PollError) as raised:
+    with pytest.raises(ApiError) as raised:
         poller.target(parse_name("sources/st/sessions/s1"))
-    assert raised.value.code == grpc.StatusCode.UNIMPLEMENTED
+    assert code_of(raised.value) == grpc.StatusCode.UNIMPLEMENTED
 
 
 async def test_one_login_for_concurrent_callers_and_one_refresh_on_401(
-    fake: FakeSetu, poller: ProviderPoller
+    fake: FakeSetu, poller: Poller
 ) -> None:
     for i in range(20):
         fake.data_session(f"ds{i}", "ACTIVE")
@@ -116,19 +114,17 @@ async def test_refused_client_credentials(fake: FakeSetu, monkeypatch: pytest.Mo
     fake.consent("c1", "ACTIVE")
     poller = make_poller(fake)
     try:
-        with pytest.raises(PollError) as raised:
+        with pytest.raises(ApiError) as raised:
             await poll(poller, "sources/st/consents/c1")
     finally:
         await poller.close()
-    assert raised.value.code == grpc.StatusCode.PERMISSION_DENIED
-    assert raised.value.reason == errors.UPSTREAM_AUTH_FAILED
+    assert code_of(raised.value) == grpc.StatusCode.PERMISSION_DENIED
+    assert raised.value.reason == Reason.UPSTREAM_AUTH_FAILED
     assert "Setu login" in raised.value.message
     assert "wrong" not in raised.value.message  # never a secret
 
 
-async def test_listing_failures_do_not_fail_the_consent(
-    fake: FakeSetu, poller: ProviderPoller
-) -> None:
+async def test_listing_failures_do_not_fail_the_consent(fake: FakeSetu, poller: Poller) -> None:
     from tests.fakes.server import reply
 
     fake.consent("c1", "PENDING")

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from statusgate.config import load_settings
+from statusgate.app import load_settings
 from statusgate.v1 import status_pb2 as pb
 from statusgate.v1 import status_service_pb2_grpc
 from tests.conftest import RunningGateway, start_gateway, stop_gateway

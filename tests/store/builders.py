@@ -7,8 +7,14 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from statusgate.core.names import parse_name
-from statusgate.store.base import Delivery, DeliveryVerdict, IngestRequest
-from statusgate.v1.status_pb2 import Origin, Stage, State, Status, StatusEvent
+from statusgate.store.base import (
+    Delivery,
+    DeliveryVerdict,
+    IngestRequest,
+    PollIngest,
+    WebhookIngest,
+)
+from statusgate.v1.status_pb2 import Stage, State, Status, StatusEvent
 
 
 def update(
@@ -63,15 +69,14 @@ def webhook(
     received_at: datetime | None = None,
 ) -> IngestRequest:
     """An ingest as the front door makes it: a delivery and the updates it mapped to."""
-    return IngestRequest(
-        origin=Origin.ORIGIN_WEBHOOK,
-        updates=list(updates),
-        delivery=delivery(source, id_=delivery_id, received_at=received_at),
+    return WebhookIngest(
+        delivery(source, id_=delivery_id, received_at=received_at),
+        list(updates),
     )
 
 
 def poll(*updates: Status) -> IngestRequest:
-    return IngestRequest(origin=Origin.ORIGIN_POLL, updates=list(updates))
+    return PollIngest(list(updates))
 
 
 def sequences(events: Iterable[StatusEvent]) -> list[int]:

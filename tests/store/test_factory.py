@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from statusgate.store.base import IngestRequest, StoreUnavailableError
+from statusgate.store.base import PollIngest, StoreUnavailableError
 from statusgate.store.factory import open_store
 from statusgate.store.sqlite import SqliteStore
-from statusgate.v1.status_pb2 import Origin
 
 
 @pytest.mark.parametrize(
@@ -51,4 +50,4 @@ async def test_the_store_is_returned_unopened(tmp_path: Path) -> None:
     assert not await store.ready()
     assert not (tmp_path / "s.db").exists()
     with pytest.raises(StoreUnavailableError):
-        await store.ingest(IngestRequest(origin=Origin.ORIGIN_POLL))
+        await store.ingest(PollIngest(()))

@@ -20,13 +20,18 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from statusgate.config import load_settings
-from statusgate.store.base import DeliveryVerdict, IngestRequest, StoreUnavailableError
+from statusgate.app import load_settings
+from statusgate.store.base import (
+    DeliveryVerdict,
+    IngestRequest,
+    StoreUnavailableError,
+    WebhookIngest,
+)
 from statusgate.store.factory import open_store
 from statusgate.store.migrations import load_migrations
 from statusgate.store.postgres import PostgresStore
 from statusgate.store.postgres_queries import ConnectionConfig, channel_for
-from statusgate.v1.status_pb2 import Origin, Stage, State, Status
+from statusgate.v1.status_pb2 import Stage, State, Status
 from tests.conftest import start_gateway, stop_gateway
 from tests.payloads import finbox_expiry
 from tests.store.builders import delivery, poll, sequences, update, webhook
@@ -366,7 +371,7 @@ async def test_delivery_text_round_trips_whatever_it_holds(stores: Callable[...,
         headers={"user-agent": "bad\udcff bytes \x00 and ünïcode"},
         body=b"\x00\xff",
     )
-    await store.ingest(IngestRequest(origin=Origin.ORIGIN_WEBHOOK, delivery=kept))
+    await store.ingest(WebhookIngest(kept))
     [stored] = await store.list_deliveries([])
     assert stored == kept
 
@@ -374,7 +379,7 @@ async def test_delivery_text_round_trips_whatever_it_holds(stores: Callable[...,
 async def test_a_nul_in_a_delivery_detail_is_kept_readable(stores: Callable[..., Any]) -> None:
     store = await stores()
     kept = dataclasses.replace(delivery(verdict=DeliveryVerdict.UNMAPPED), detail="a\x00b")
-    await store.ingest(IngestRequest(origin=Origin.ORIGIN_WEBHOOK, delivery=kept))
+    await store.ingest(WebhookIngest(kept))
     [stored] = await store.list_deliveries([])
     assert (stored.id, stored.detail) == (kept.id, "a\ufffdb")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from statusgate.store.base import DeliveryVerdict, IngestRequest, Store
-from statusgate.v1.status_pb2 import Origin, State
+from statusgate.store.base import DeliveryVerdict, Store, WebhookIngest
+from statusgate.v1.status_pb2 import State
 from tests.store.builders import delivery, update
 
 OLD = datetime.now(UTC) - timedelta(days=40)
@@ -16,15 +16,14 @@ async def test_prune_deletes_old_bodies_and_keeps_statuses_and_events(store: Sto
     old_noise = delivery(verdict=DeliveryVerdict.UNMAPPED, received_at=OLD)
     old_mapped = delivery(received_at=OLD, body=b'{"big": "body"}')
     fresh = delivery(verdict=DeliveryVerdict.REJECTED)
-    await store.ingest(IngestRequest(origin=Origin.ORIGIN_WEBHOOK, delivery=old_noise))
+    await store.ingest(WebhookIngest(old_noise))
     mapped = await store.ingest(
-        IngestRequest(
-            origin=Origin.ORIGIN_WEBHOOK,
-            delivery=old_mapped,
-            updates=[update("sources/finbox/sessions/r1", State.STATE_PENDING)],
+        WebhookIngest(
+            old_mapped,
+            [update("sources/finbox/sessions/r1", State.STATE_PENDING)],
         )
     )
-    await store.ingest(IngestRequest(origin=Origin.ORIGIN_WEBHOOK, delivery=fresh))
+    await store.ingest(WebhookIngest(fresh))
 
     assert await store.prune_deliveries(CUTOFF) == 2
     everything = await store.list_deliveries(list(DeliveryVerdict), limit=100)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from statusgate.store.base import IngestRequest, StoreUnavailableError
+from statusgate.store.base import StoreUnavailableError, WebhookIngest
 from statusgate.store.migrations import load_migrations
 from statusgate.store.sqlite import SqliteStore
 from statusgate.v1.status_pb2 import Stage, State
@@ -191,10 +191,9 @@ async def test_disk_full_inside_a_request_fails_the_whole_batch(sqlite_store: Sq
 
     await in_writer(None)
     big = webhook(update(f"{SESSION}/accounts/a", State.STATE_PENDING))
-    big = IngestRequest(
-        origin=big.origin,
-        updates=big.updates,
-        delivery=delivery(body=b"x" * 200_000),
+    big = WebhookIngest(
+        delivery(body=b"x" * 200_000),
+        big.updates,
     )
     small = poll(update(f"{SESSION}/accounts/b", State.STATE_PENDING))
     results = await asyncio.gather(

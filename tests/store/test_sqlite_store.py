@@ -12,7 +12,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from statusgate.store.base import DeliveryVerdict, IngestRequest, Store, StoreUnavailableError
+from statusgate.store.base import (
+    DeliveryVerdict,
+    ReplayIngest,
+    Store,
+    StoreUnavailableError,
+    WebhookIngest,
+)
 from statusgate.v1.status_pb2 import Origin, Stage, State, Status
 from tests.store.builders import delivery, poll, sequences, update, webhook
 from tests.store.conftest import OpenStore
@@ -146,13 +152,12 @@ async def test_poll_has_no_delivery(store: Store) -> None:
 
 async def test_replay_maps_a_stored_delivery(store: Store) -> None:
     kept = delivery(verdict=DeliveryVerdict.UNMAPPED)
-    first = await store.ingest(IngestRequest(origin=Origin.ORIGIN_WEBHOOK, delivery=kept))
+    first = await store.ingest(WebhookIngest(kept))
     assert (first.delivery_id, first.events) == (kept.id, [])
 
-    replay = IngestRequest(
-        origin=Origin.ORIGIN_REPLAY,
-        updates=[update(SESSION, State.STATE_PENDING, Stage.STAGE_UPLOAD)],
-        replay_of=kept.id,
+    replay = ReplayIngest(
+        kept.id,
+        [update(SESSION, State.STATE_PENDING, Stage.STAGE_UPLOAD)],
     )
     result = await store.ingest(replay)
 
@@ -165,10 +170,9 @@ async def test_replay_maps_a_stored_delivery(store: Store) -> None:
 
 
 async def test_replay_of_an_unknown_delivery_fails(store: Store) -> None:
-    replay = IngestRequest(
-        origin=Origin.ORIGIN_REPLAY,
-        updates=[update(SESSION, State.STATE_PENDING, Stage.STAGE_UPLOAD)],
-        replay_of="no-such-delivery",
+    replay = ReplayIngest(
+        "no-such-delivery",
+        [update(SESSION, State.STATE_PENDING, Stage.STAGE_UPLOAD)],
     )
     with pytest.raises(LookupError):
         await store.ingest(replay)

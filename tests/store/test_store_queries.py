@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from statusgate.core.names import name_has_prefix
-from statusgate.store.base import DeliveryVerdict, IngestRequest, StatusQuery, Store
-from statusgate.v1.status_pb2 import Kind, Origin, Stage, State
+from statusgate.store.base import DeliveryVerdict, StatusQuery, Store, WebhookIngest
+from statusgate.v1.status_pb2 import Kind, Stage, State
 from tests.store.builders import delivery, poll, sequences, update
 
 S = State
@@ -195,7 +195,7 @@ async def test_read_events_in_sequence_order(store: Store) -> None:
 
 async def test_deliveries_round_trip(store: Store) -> None:
     kept = delivery("setu", verdict=DeliveryVerdict.REJECTED, body=b"\x00not json\xff")
-    await store.ingest(IngestRequest(origin=Origin.ORIGIN_WEBHOOK, delivery=kept))
+    await store.ingest(WebhookIngest(kept))
     assert await store.list_deliveries([DeliveryVerdict.REJECTED]) == [kept]
 
 
@@ -214,7 +214,7 @@ async def test_list_deliveries_filters_and_pages(store: Store) -> None:
         )
     ]
     for item in reversed(kept):  # stored out of order: listing is by received_at
-        await store.ingest(IngestRequest(origin=Origin.ORIGIN_WEBHOOK, delivery=item))
+        await store.ingest(WebhookIngest(item))
 
     async def ids(verdicts: list[DeliveryVerdict], **kwargs: object) -> list[str]:
         return [d.id for d in await store.list_deliveries(verdicts, **kwargs)]  # type: ignore[arg-type]

@@ -21,8 +21,8 @@ from pydantic import TypeAdapter
 
 from statusgate.config import AuthConfig, SourceConfig
 from statusgate.web.auth import (
-    AuthConfigError,
     AuthenticationError,
+    SetupError,
     VerifiableRequest,
     WebhookVerifier,
     build_verifier,
@@ -118,7 +118,7 @@ def test_shared_secret_custom_header(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_shared_secret_missing_variable_fails_at_build_naming_it() -> None:
-    with pytest.raises(AuthConfigError) as info:
+    with pytest.raises(SetupError) as info:
         verifier(method="shared_secret", secret_env="STATUSGATE_TEST_UNSET")
     assert info.value.problems == [
         ("secret_env", "environment variable STATUSGATE_TEST_UNSET is not set")
@@ -128,7 +128,7 @@ def test_shared_secret_missing_variable_fails_at_build_naming_it() -> None:
 def test_empty_secret_is_refused_at_build(monkeypatch: pytest.MonkeyPatch) -> None:
     # An empty secret would accept an empty header: never.
     monkeypatch.setenv("EMPTY", "")
-    with pytest.raises(AuthConfigError, match="EMPTY is empty"):
+    with pytest.raises(SetupError, match="EMPTY is empty"):
         verifier(method="shared_secret", secret_env="EMPTY")
 
 
@@ -260,7 +260,7 @@ def test_hmac_malformed_headers(
 
 def test_hmac_build_reports_every_bad_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HMAC_BAD", "whsec_***not base64***")
-    with pytest.raises(AuthConfigError) as info:
+    with pytest.raises(SetupError) as info:
         verifier(method="hmac", secret_envs=["HMAC_UNSET_1", "HMAC_BAD"])
     assert info.value.problems == [
         ("secret_envs.0", "environment variable HMAC_UNSET_1 is not set"),
@@ -484,7 +484,7 @@ def test_jws_build_reports_every_bad_key_file(tmp_path: Path, rsa_key: rsa.RSAPr
         write(tmp_path, "small.pem", public_pem(small)),
         write(tmp_path, "good.pem", public_pem(rsa_key)),
     ]
-    with pytest.raises(AuthConfigError) as info:
+    with pytest.raises(SetupError) as info:
         verifier(method="jws", public_key_files=files)
     problems = dict(info.value.problems)
     assert set(problems) == {f"public_key_files.{i}" for i in range(5)}
@@ -656,7 +656,7 @@ def test_all_of_needs_every_member(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_all_of_build_locates_member_problems() -> None:
-    with pytest.raises(AuthConfigError) as info:
+    with pytest.raises(SetupError) as info:
         verifier(
             method="all_of",
             methods=[
@@ -688,7 +688,7 @@ def test_build_verifiers_reports_all_sources(monkeypatch: pytest.MonkeyPatch) ->
             },
         }.items()
     }
-    with pytest.raises(AuthConfigError) as info:
+    with pytest.raises(SetupError) as info:
         build_verifiers(sources)
     assert str(info.value).splitlines() == [
         "sources.setu.auth.secret_envs.0: environment variable UNSET_A is not set",

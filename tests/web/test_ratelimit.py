@@ -3,7 +3,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from statusgate.config import RateLimit, load_settings
+from statusgate.app import load_settings
+from statusgate.config import RateLimit
 from statusgate.web.ratelimit import TokenBucket, retry_after_header
 from tests.conftest import start_gateway, stop_gateway
 from tests.payloads import finbox_expiry

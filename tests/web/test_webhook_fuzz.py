@@ -19,12 +19,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from statusgate.app import BoundPorts, Gateway
-from statusgate.config import load_settings
+from statusgate.app import BoundPorts, Gateway, load_settings
 from statusgate.store.base import DeliveryVerdict
 from tests.providers.test_fixtures import fixture_files, load
 
-PAYLOADS = [(path.parent.name, load(path)["payload"]) for path in fixture_files()]
+PAYLOADS = [(spec.name, load(path)["payload"]) for spec, path in fixture_files()]
 
 leaf = st.one_of(
     st.none(),

@@ -1,10 +1,11 @@
 """Configuration: commented defaults, then a TOML file, then ``STATUSGATE_*`` variables.
 
-Sources are a discriminated union on ``provider`` and their webhook authentication a
-discriminated union on ``method``, so a typo in either is a precise validation error
-rather than a silently ignored key. Secrets are never values here: a config names the
-environment variable that holds each one, and the value is read (as a ``SecretStr``)
-only when the component that needs it is built.
+Sources are a discriminated union on ``provider`` (each provider package contributes
+its source model; ``settings_for`` builds the union from the registry) and their webhook
+authentication a discriminated union on ``method``, so a typo in either is a precise
+validation error rather than a silently ignored key. Secrets are never values here: a
+config names the environment variable that holds each one, and the value is read (as a
+``SecretStr``) only when the component that needs it is built.
 
 Every option is documented in ``docs/configuration.md`` and shown, commented, in
 ``examples/statusgate.toml``.
@@ -30,6 +31,13 @@ from statusgate.config.fields import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_STORE,
     ConfigError,
+    ConfigPath,
+    EnvName,
+    HeaderName,
+    HttpUrl,
+    SetupError,
+    SetupProblems,
+    StrictModel,
     read_secret,
 )
 from statusgate.config.gateway import (
@@ -38,25 +46,19 @@ from statusgate.config.gateway import (
     Permission,
     Retention,
     Settings,
+    SourceCatalog,
     is_loopback,
     load_settings,
+    settings_for,
     split_host_port,
     validation_problems,
 )
 from statusgate.config.sources import (
-    PROVIDERS,
     ApiConfig,
-    BanqwareApi,
-    BanqwareSource,
-    BanqwareStage,
-    FinboxApi,
-    FinboxSource,
     PollSchedule,
     RateLimit,
-    SetuApi,
-    SetuSource,
     SourceConfig,
-    default_sources,
+    SourceId,
 )
 
 __all__ = [
@@ -65,20 +67,18 @@ __all__ = [
     "DEFAULT_HTTP",
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_STORE",
-    "PROVIDERS",
     "AllOfAuth",
     "ApiConfig",
     "AuthConfig",
-    "BanqwareApi",
-    "BanqwareSource",
-    "BanqwareStage",
     "BasicAuth",
     "ClientConfig",
     "ConfigError",
-    "FinboxApi",
-    "FinboxSource",
+    "ConfigPath",
+    "EnvName",
     "GrpcTls",
+    "HeaderName",
     "HmacAuth",
+    "HttpUrl",
     "IpAllowlistAuth",
     "JwsAuth",
     "NoAuth",
@@ -87,15 +87,18 @@ __all__ = [
     "RateLimit",
     "Retention",
     "Settings",
-    "SetuApi",
-    "SetuSource",
+    "SetupError",
+    "SetupProblems",
     "SharedSecretAuth",
     "SingleAuthConfig",
+    "SourceCatalog",
     "SourceConfig",
-    "default_sources",
+    "SourceId",
+    "StrictModel",
     "is_loopback",
     "load_settings",
     "read_secret",
+    "settings_for",
     "split_host_port",
     "validation_problems",
 ]

@@ -19,10 +19,6 @@ DEFAULT_GRPC = "127.0.0.1:50051"
 DEFAULT_STORE = "sqlite:///./statusgate.db"
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
-FINBOX_BASE_URL = "https://apis.bankconnect.finbox.in/bank-connect/v1"
-SETU_BASE_URL = "https://fiu-sandbox.setu.co"
-SETU_LOGIN_URL = "https://orgservice-prod.setu.co/v1/users/login"
-
 
 class ConfigError(ValueError):
     """A configuration that cannot be loaded. ``problems`` are ``"location: message"``
@@ -32,6 +28,57 @@ class ConfigError(ValueError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+
+
+class SetupError(ValueError):
+    """A component cannot be built from valid settings: a secret's variable is unset, a
+    key or certificate file is unreadable or unusable.
+
+    ``problems`` are ``(location, message)`` pairs, the location relative to the table
+    the component was built from (``secret_envs.1``) until ``located`` prefixes it
+    (``sources.x.auth.secret_envs.1``). Messages name variables and files, never values.
+    """
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__("\n".join(f"{loc}: {message}" for loc, message in problems))
+        self.problems = problems
+
+    def located(self, prefix: str) -> SetupError:
+        return SetupError([(f"{prefix}{loc}", message) for loc, message in self.problems])
+
+
+class SetupProblems:
+    """Collects what building one component finds wrong, so that every problem is
+    reported at once instead of one per start-up attempt."""
+
+    def __init__(self) -> None:
+        self.problems: list[tuple[str, str]] = []
+
+    def add(self, loc: str, message: str) -> None:
+        self.problems.append((loc, message))
+
+    def secret(self, loc: str, env_name: str) -> SecretStr | None:
+        """The secret named by ``env_name``; None (and a problem at ``loc``) when it
+        is unset or empty."""
+        try:
+            return read_secret(env_name)
+        except ValueError as exc:
+            self.add(loc, str(exc))
+            return None
+
+    def readable(self, loc: str, path: Path) -> bool:
+        try:
+            with path.open("rb") as file:
+                file.read(1)
+        except OSError as exc:
+            self.add(loc, f"cannot read {path}: {exc.strerror or exc}")
+            return False
+        return True
+
+    def check(self) -> None:
+        """Raise ``SetupError`` when anything was found."""
+        if self.problems:
+            raise SetupError(self.problems)
 
 
 class StrictModel(BaseModel):

@@ -5,10 +5,19 @@ from __future__ import annotations
 
 import ipaddress
 import tomllib
+from collections.abc import Hashable, Mapping
+from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Protocol, Union
 
-from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
@@ -29,13 +38,24 @@ from statusgate.config.fields import (
     ConfigPath,
     StrictModel,
 )
-from statusgate.config.sources import (
-    PROVIDERS,
-    SourceConfig,
-    SourceId,
-    _default_sources_data,
-    default_sources,
-)
+from statusgate.config.sources import SourceConfig, SourceId
+
+
+class SourceCatalog(Hashable, Protocol):
+    """What the settings need to know of the providers; the provider registry is one."""
+
+    @property
+    def provider_names(self) -> tuple[str, ...]:
+        """The ``provider`` values a source may have."""
+
+    @property
+    def source_models(self) -> tuple[type[SourceConfig], ...]:
+        """One ``SourceConfig`` subclass per provider, discriminated on ``provider``."""
+
+    @property
+    def default_sources(self) -> Mapping[str, str]:
+        """Source id -> provider of the sources a gateway with no config file has."""
+
 
 # --- the gRPC door ------------------------------------------------------------------------
 
@@ -97,9 +117,10 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     # How often the reconciler looks for quiet, non-terminal subjects that are due a poll.
     reconciler_tick_seconds: float = Field(default=5.0, gt=0)
-    # Source id -> source. Without a [sources] table in the config file: one source per
-    # provider (finbox, banqware, setu), no auth. A [sources] table replaces them all.
-    sources: dict[SourceId, SourceConfig] = Field(default_factory=default_sources)
+    # Source id -> source. Without a [sources] table in the config file: the providers'
+    # default sources (one per provider), no auth. A [sources] table replaces them all.
+    # ``settings_for`` narrows the type to the union of the providers' source models.
+    sources: dict[SourceId, SourceConfig] = Field(default_factory=dict)
     # TLS for the gRPC port; required when it is not bound to loopback, unless
     # allow_plaintext_grpc says otherwise (e.g. TLS ends at a sidecar).
     grpc_tls: GrpcTls | None = None
@@ -111,6 +132,8 @@ class Settings(BaseSettings):
 
     # Set by load_settings; not a setting of its own.
     _config_file: Path | None = PrivateAttr(default=None)
+    # The providers this model was made for (``settings_for``).
+    catalog: ClassVar[SourceCatalog | None] = None
 
     @property
     def config_file(self) -> Path | None:
@@ -202,10 +225,13 @@ class Settings(BaseSettings):
             toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_file)
             declares_sources = declares_sources or "sources" in toml()
             layers.append(toml)
-        if not declares_sources:
-            # The default sources as a layer rather than only as the field default, so
+        catalog = getattr(settings_cls, "catalog", None)
+        if not declares_sources and catalog is not None:
+            # The default sources as a layer rather than as the field default, so
             # environment variables can adjust them. A file's [sources] replaces them.
-            layers.append(InitSettingsSource(settings_cls, _default_sources_data()))
+            # As plain data, so STATUSGATE_SOURCES__X__... variables merge into them.
+            defaults = {sid: {"provider": p} for sid, p in catalog.default_sources.items()}
+            layers.append(InitSettingsSource(settings_cls, {"sources": defaults}))
         return tuple(layers)
 
 
@@ -213,9 +239,27 @@ def _error(loc: tuple[str | int, ...], message: str) -> InitErrorDetails:
     return InitErrorDetails(type=PydanticCustomError("value_error", message), loc=loc, input=None)
 
 
-def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Settings from defaults, ``config_file`` (TOML), the environment and ``overrides``
-    (command-line flags; None values are ignored).
+@cache
+def settings_for(catalog: SourceCatalog) -> type[Settings]:
+    """The settings model whose sources are the union of ``catalog``'s source models."""
+    models = catalog.source_models
+    source: Any = (
+        Annotated[Union[models], Field(discriminator="provider")]  # noqa: UP007
+        if len(models) > 1
+        else models[0]
+    )
+    model = create_model(
+        "Settings", __base__=Settings, sources=(dict[SourceId, source], Field(default_factory=dict))
+    )
+    model.catalog = catalog
+    return model
+
+
+def load_settings(
+    catalog: SourceCatalog, config_file: Path | None = None, **overrides: Any
+) -> Settings:
+    """Settings for the providers of ``catalog`` from defaults, ``config_file`` (TOML),
+    the environment and ``overrides`` (command-line flags; None values are ignored).
 
     Raises ``ConfigError`` listing every problem (TOML syntax with line and column, or
     each validation error with its dotted location), ``FileNotFoundError`` for a missing
@@ -224,13 +268,14 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         raise FileNotFoundError(f"config file {config_file} does not exist")
     token = _CONFIG_FILE.set(config_file)
     try:
-        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+        model = settings_for(catalog)
+        settings = model(**{k: v for k, v in overrides.items() if v is not None})
     except tomllib.TOMLDecodeError as exc:
         # The message carries "(at line L, column C)"; it never holds a value.
         raise ConfigError([f"{config_file}: TOML syntax error: {exc}"]) from None
     except ValidationError as exc:
         # from None: the original error's repr would hold inputs; the problems do not.
-        raise ConfigError(validation_problems(exc)) from None
+        raise ConfigError(validation_problems(exc, catalog.provider_names)) from None
     finally:
         _CONFIG_FILE.reset(token)
     settings._config_file = config_file
@@ -253,18 +298,18 @@ _SECRET_KEY_HINTS = {
 }
 
 
-def validation_problems(exc: ValidationError) -> list[str]:
+def validation_problems(exc: ValidationError, providers: tuple[str, ...]) -> list[str]:
     """``"sources.x.auth.secret_env: message"`` for every error, without input values
     (a value could be a secret pasted in the wrong place)."""
     problems = []
     for error in exc.errors(include_input=False, include_url=False):
-        loc = _clean_loc(error["loc"])
+        loc = _clean_loc(error["loc"], providers)
         message = error["msg"]
         ctx = error.get("ctx") or {}
         if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
             discriminator = str(ctx.get("discriminator", "")).strip("'")
             loc = (*loc, discriminator)
-            tags = PROVIDERS if discriminator == "provider" else AUTH_METHODS
+            tags = providers if discriminator == "provider" else AUTH_METHODS
             if error["type"] == "union_tag_not_found":
                 message = "is required: one of " + ", ".join(repr(t) for t in tags)
         elif error["type"] == "extra_forbidden" and loc and loc[-1] in _SECRET_KEY_HINTS:
@@ -277,21 +322,21 @@ def validation_problems(exc: ValidationError) -> list[str]:
     return problems
 
 
-def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+def _clean_loc(loc: tuple[int | str, ...], providers: tuple[str, ...]) -> tuple[int | str, ...]:
     """Drop the union tags pydantic inserts after a discriminated-union slot
     (``sources.x.finbox.auth.shared_secret.secret_env``), which are not keys a user
     wrote."""
     out: list[int | str] = []
     for part in loc:
-        if out and part in _union_tags(out):
+        if out and part in _union_tags(out, providers):
             continue
         out.append(part)
     return tuple(out)
 
 
-def _union_tags(path: list[int | str]) -> tuple[str, ...]:
+def _union_tags(path: list[int | str], providers: tuple[str, ...]) -> tuple[str, ...]:
     if len(path) == 2 and path[0] == "sources":
-        return PROVIDERS
+        return providers
     if path[-1] == "auth" or (len(path) >= 2 and path[-2] == "methods"):
         return AUTH_METHODS
     return ()

@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
 from statusgate.core.names import InvalidNameError, name_has_prefix, parse_name
-from statusgate.store.base import StatusQuery
-from statusgate.v1.status_pb2 import Status, StatusFilter
+from statusgate.v1.status_pb2 import Kind, State, Status, StatusFilter
+
+
+@dataclass(frozen=True, slots=True)
+class StatusQuery:
+    """What ListStatuses and the reconciler select; every set field must match."""
+
+    sources: Sequence[str] = ()
+    names: Sequence[str] = ()
+    # Whole-segment prefixes (see core.names.name_has_prefix).
+    name_prefixes: Sequence[str] = ()
+    kinds: Sequence[Kind.ValueType] = ()
+    states: Sequence[State.ValueType] = ()
+    terminal: bool | None = None
+    # Only statuses last changed before this time (the reconciler's "quiet" subjects).
+    updated_before: datetime | None = None
 
 
 def validate_filter(status_filter: StatusFilter) -> None:

@@ -1,4 +1,4 @@
-"""Fan-out of committed events to Watch subscribers (DESIGN.md §7).
+"""Fan-out of committed events to Watch subscribers.
 
 The hub keeps the most recent events in memory, contiguous by sequence. Every subscriber
 has its own cursor and reads at its own pace: from the in-memory tail while it keeps up,
@@ -51,9 +51,6 @@ class Hub:
         # slicing stay O(1) amortized (a deque cannot be sliced cheaply).
         self._tail: list[StatusEvent] = []
         self._tail_size = tail_size
-        # Sequence -> the event encoded as a WatchStatusesResponse.events field, made
-        # once and shared by every subscriber (see ``encode``).
-        self._wire: dict[int, bytes] = {}
         self._batch_size = batch_size
         self._last = 0
         self._pending: dict[int, StatusEvent] = {}
@@ -102,8 +99,6 @@ class Hub:
             moved = True
         if len(self._tail) > 2 * self._tail_size:
             del self._tail[: len(self._tail) - self._tail_size]
-            oldest = self._tail[0].sequence
-            self._wire = {seq: wire for seq, wire in self._wire.items() if seq >= oldest}
         # Events at or below _last arrived through a store read first; drop them.
         for sequence in [s for s in self._pending if s <= self._last]:
             del self._pending[sequence]
@@ -174,42 +169,3 @@ class Hub:
             after_sequence=cursor, limit=min(self._batch_size, self._last - cursor)
         )
         return [e for e in events if e.sequence <= self._last]
-
-    def encode(self, events: list[StatusEvent]) -> bytes:
-        """``events`` as a serialized WatchStatusesResponse.
-
-        With 100 subscribers, encoding each event once instead of once per subscriber is
-        most of the fan-out's cost: a repeated message field is just the concatenation
-        of its encoded elements, so a response is a join of cached byte strings.
-        """
-        parts = []
-        oldest = self._tail[0].sequence if self._tail else self._last + 1
-        for event in events:
-            wire = self._wire.get(event.sequence)
-            if wire is None:
-                wire = encode_event_field(event)
-                if event.sequence >= oldest:
-                    self._wire[event.sequence] = wire
-            parts.append(wire)
-        return b"".join(parts)
-
-
-# WatchStatusesResponse: field 1 (events), wire type 2 (length-delimited).
-_EVENTS_TAG = bytes([(1 << 3) | 2])
-
-
-def encode_event_field(event: StatusEvent) -> bytes:
-    body = event.SerializeToString()
-    return _EVENTS_TAG + _varint(len(body)) + body
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)

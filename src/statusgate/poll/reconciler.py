@@ -22,10 +22,9 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
-import grpc
-
 from statusgate.config import SourceConfig
-from statusgate.poll.poller import DEFAULT_BUDGET, Poller, PollOutcome
+from statusgate.core.errors import Reason
+from statusgate.poll.service import DEFAULT_BUDGET, PollResult, PollService
 from statusgate.store.base import PollClaim, Store, StoreUnavailableError
 from statusgate.v1.status_pb2 import Origin
 
@@ -45,7 +44,7 @@ class Reconciler:
     def __init__(
         self,
         store: Store,
-        poller: Poller,
+        poller: PollService,
         sources: Mapping[str, SourceConfig],
         *,
         tick_seconds: float,
@@ -151,12 +150,12 @@ class Reconciler:
             log.warning("reconciler: cannot record the poll of %s: %s", claim.name, error)
 
     def _next(
-        self, source: SourceConfig, claim: PollClaim, outcome: PollOutcome
+        self, source: SourceConfig, claim: PollClaim, outcome: PollResult
     ) -> tuple[int, float]:
         """(attempts, seconds until the next poll) after this poll."""
         schedule = source.poll
         error = outcome.error
-        if error is not None and error.code == grpc.StatusCode.UNIMPLEMENTED:
+        if error is not None and error.reason == Reason.POLLING_NOT_SUPPORTED:
             # No endpoint describes it (a banqware payment): not worth asking again.
             return claim.attempts, schedule.max_age_seconds
         if outcome.changed:

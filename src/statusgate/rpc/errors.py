@@ -1,4 +1,5 @@
-"""gRPC errors with ``google.rpc.Status`` details a client can act on."""
+"""The one place an ``ApiError`` becomes a gRPC error: its status code, and a
+``google.rpc.Status`` whose ``ErrorInfo`` carries the reason a client switches on."""
 
 from __future__ import annotations
 
@@ -9,7 +10,44 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from statusgate.core.errors import ApiError, Reason
+
 DOMAIN = "statusgate.v1"
+
+CODES: dict[Reason, grpc.StatusCode] = {
+    Reason.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
+    Reason.INVALID_NAME: grpc.StatusCode.INVALID_ARGUMENT,
+    Reason.INVALID_CONDITION: grpc.StatusCode.INVALID_ARGUMENT,
+    Reason.TOO_MANY_NAMES: grpc.StatusCode.INVALID_ARGUMENT,
+    Reason.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
+    Reason.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
+    Reason.SOURCE_NOT_PERMITTED: grpc.StatusCode.PERMISSION_DENIED,
+    Reason.TOO_MANY_STREAMS: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Reason.SOURCE_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Reason.STATUS_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Reason.STORE_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    Reason.SHUTTING_DOWN: grpc.StatusCode.UNAVAILABLE,
+    Reason.NOT_IMPLEMENTED: grpc.StatusCode.UNIMPLEMENTED,
+    Reason.WAIT_TIMEOUT: grpc.StatusCode.DEADLINE_EXCEEDED,
+    Reason.POLLING_NOT_CONFIGURED: grpc.StatusCode.FAILED_PRECONDITION,
+    Reason.POLLING_NOT_SUPPORTED: grpc.StatusCode.UNIMPLEMENTED,
+    Reason.NOT_IN_ANSWER: grpc.StatusCode.NOT_FOUND,
+    Reason.DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
+    Reason.POLL_FAILED: grpc.StatusCode.INTERNAL,
+    Reason.UPSTREAM_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Reason.UPSTREAM_AUTH_FAILED: grpc.StatusCode.PERMISSION_DENIED,
+    Reason.UPSTREAM_BAD_REQUEST: grpc.StatusCode.INVALID_ARGUMENT,
+    Reason.UPSTREAM_REJECTED: grpc.StatusCode.FAILED_PRECONDITION,
+    Reason.UPSTREAM_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    Reason.UPSTREAM_RATE_LIMITED: grpc.StatusCode.UNAVAILABLE,
+    Reason.UPSTREAM_TIMEOUT: grpc.StatusCode.UNAVAILABLE,
+    Reason.UPSTREAM_BAD_RESPONSE: grpc.StatusCode.UNAVAILABLE,
+    Reason.UPSTREAM_ANSWER_INVALID: grpc.StatusCode.INTERNAL,
+}
+
+
+def code_of(error: ApiError) -> grpc.StatusCode:
+    return CODES[error.reason]
 
 
 def rich_status(code: grpc.StatusCode, message: str, reason: str) -> status_pb2.Status:
@@ -17,6 +55,10 @@ def rich_status(code: grpc.StatusCode, message: str, reason: str) -> status_pb2.
     detail = any_pb2.Any()
     detail.Pack(error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN))
     return status_pb2.Status(code=code.value[0], message=message, details=[detail])
+
+
+def to_status(error: ApiError) -> status_pb2.Status:
+    return rich_status(code_of(error), error.message, error.reason)
 
 
 async def abort(

@@ -11,15 +11,16 @@ from typing import Any, TypeVar
 import grpc
 
 from statusgate.config import Permission
-from statusgate.core.filters import matches, to_query, validate_filter
+from statusgate.core.filters import StatusQuery, matches, to_query, validate_filter
 from statusgate.core.hub import Hub
 from statusgate.core.names import InvalidNameError, parse_name, parse_source_parent
-from statusgate.poll.poller import Poller
+from statusgate.poll.service import PollService
 from statusgate.rpc import paging
 from statusgate.rpc.access import ANONYMOUS, AccessControl, Principal
-from statusgate.rpc.errors import abort
+from statusgate.rpc.errors import abort, to_status
 from statusgate.rpc.waiting import HubClosedError, wait_for
-from statusgate.store.base import StatusQuery, Store, StoreUnavailableError
+from statusgate.rpc.wire import EventEncoder
+from statusgate.store.base import Store, StoreUnavailableError
 from statusgate.v1 import status_pb2 as pb
 
 MAX_BATCH_GET = 1000
@@ -40,11 +41,12 @@ class StatusService:
         store: Store,
         hub: Hub,
         sources: Sequence[str],
-        poller: Poller | None = None,
+        poller: PollService | None = None,
         access: AccessControl | None = None,
     ) -> None:
         self._store = store
         self._hub = hub
+        self._encoder = EventEncoder()
         self._sources = frozenset(sources)
         self._poller = poller
         self._access = access if access is not None else AccessControl({})
@@ -156,7 +158,7 @@ class StatusService:
     async def WatchStatuses(
         self, request: pb.WatchStatusesRequest, context: Context
     ) -> AsyncIterator[bytes]:
-        """Serialized WatchStatusesResponses (see ``Hub.encode``)."""
+        """Serialized WatchStatusesResponses (see ``rpc.wire``)."""
         caller = await self._caller(context, "read")
         try:
             validate_filter(request.filter)
@@ -172,7 +174,7 @@ class StatusService:
             )
         after = request.after_sequence if request.HasField("after_sequence") else None
         status_filter = request.filter
-        # Most subscribers want everything: then each batch goes out as the hub encoded it.
+        # Most subscribers want everything: then each batch goes out whole.
         everything = caller.sources is None and status_filter == pb.StatusFilter()
         subscription = self._hub.subscribe(after)
         try:
@@ -191,7 +193,7 @@ class StatusService:
                     ]
                 )
                 if events:
-                    yield self._hub.encode(events)
+                    yield self._encoder.encode(events)
             # The hub only ends when the gateway shuts down; say so, so the client
             # resumes elsewhere instead of taking the end of the stream as final.
             await abort(
@@ -256,7 +258,7 @@ class StatusService:
             if outcome.status is not None:
                 result.status.CopyFrom(outcome.status)
             if outcome.error is not None:
-                result.error.CopyFrom(outcome.error.to_status())
+                result.error.CopyFrom(to_status(outcome.error))
         return response
 
     async def WaitStatus(self, request: pb.WaitStatusRequest, context: Context) -> pb.Status:

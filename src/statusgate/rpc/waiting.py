@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from statusgate.core.hub import Hub
-from statusgate.poll.poller import Poller, unchanged_for
+from statusgate.poll.service import PollService, unchanged_for
 from statusgate.store.base import Store, StoreUnavailableError
 from statusgate.v1 import status_pb2 as pb
 
@@ -43,7 +43,7 @@ async def wait_for(
     *,
     store: Store,
     hub: Hub,
-    poller: Poller | None,
+    poller: PollService | None,
 ) -> pb.Status:
     """The subject's status once ``condition`` holds; bound it with asyncio.timeout.
     Raises HubClosedError on shutdown, StoreUnavailableError."""
@@ -90,7 +90,7 @@ async def _follow(
 
 
 async def _poll(
-    poller: Poller,
+    poller: PollService,
     name: str,
     condition: pb.WaitCondition,
     status: pb.Status | None,

@@ -9,50 +9,90 @@ commit order, which is what lets Watch streams resume without gaps.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from statusgate.v1.status_pb2 import Kind, Origin, State, Status, StatusEvent
+from statusgate.core.deliveries import Delivery, DeliveryVerdict
+from statusgate.core.filters import StatusQuery
+from statusgate.v1.status_pb2 import Origin, Status, StatusEvent
+
+__all__ = [
+    "Delivery",
+    "DeliveryVerdict",
+    "IngestRequest",
+    "IngestResult",
+    "PollClaim",
+    "PollIngest",
+    "ReplayIngest",
+    "StatusQuery",
+    "Store",
+    "StoreUnavailableError",
+    "WebhookIngest",
+]
 
 
 class StoreUnavailableError(Exception):
     """The store cannot take or serve data right now; the caller should retry (503)."""
 
 
-class DeliveryVerdict(enum.StrEnum):
-    MAPPED = "mapped"  # normalized; may have produced zero events (duplicate / stale)
-    UNMAPPED = "unmapped"  # authentic JSON of an unknown shape (202)
-    REJECTED = "rejected"  # not JSON, not an object, or unusable content (400)
-
-
 @dataclass(frozen=True, slots=True)
-class Delivery:
-    """One raw inbound webhook request, kept verbatim."""
+class WebhookIngest:
+    """A webhook as it arrived: its delivery row and what it maps to, in one
+    transaction (the delivery is kept even when it maps to nothing)."""
 
-    id: str
-    source: str
-    received_at: datetime
-    body: bytes
-    # A subset of the request headers (never secrets: see web.webhooks).
-    headers: dict[str, str]
-    verdict: DeliveryVerdict
-    # Why it was rejected or left unmapped.
-    detail: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class IngestRequest:
-    """A delivery and/or updates to apply in one transaction."""
-
-    origin: Origin.ValueType
+    delivery: Delivery
     updates: Sequence[Status] = ()
-    delivery: Delivery | None = None
-    # When this ingest replays a stored delivery, the delivery's id (and no new row).
-    replay_of: str = ""
+
+    @property
+    def origin(self) -> Origin.ValueType:
+        return Origin.ORIGIN_WEBHOOK
+
+
+@dataclass(frozen=True, slots=True)
+class PollIngest:
+    """What a poll learned from a provider's API; no delivery row."""
+
+    updates: Sequence[Status]
+    # When the provider's answer arrived; None: the commit's time.
     received_at: datetime | None = None
+    # Polled by the reconciler on its own, rather than for a caller.
+    by_reconciler: bool = False
+
+    @property
+    def origin(self) -> Origin.ValueType:
+        return Origin.ORIGIN_RECONCILE if self.by_reconciler else Origin.ORIGIN_POLL
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayIngest:
+    """A stored delivery run again through today's adapters: its events point at it,
+    and once it maps, its verdict becomes *mapped*."""
+
+    delivery_id: str
+    updates: Sequence[Status]
+
+    @property
+    def origin(self) -> Origin.ValueType:
+        return Origin.ORIGIN_REPLAY
+
+
+# What one ingest writes, as one of three shapes: an invalid mix (a poll with a
+# delivery, a replay with a new delivery row) cannot be built.
+IngestRequest = WebhookIngest | PollIngest | ReplayIngest
+
+
+def delivery_of(request: IngestRequest) -> Delivery | None:
+    return request.delivery if isinstance(request, WebhookIngest) else None
+
+
+def replay_of(request: IngestRequest) -> str:
+    return request.delivery_id if isinstance(request, ReplayIngest) else ""
+
+
+def received_at_of(request: IngestRequest) -> datetime | None:
+    return request.received_at if isinstance(request, PollIngest) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,21 +111,6 @@ class PollClaim:
     attempts: int
     updated_at: datetime
     last_polled_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class StatusQuery:
-    """What ListStatuses and the reconciler select; every set field must match."""
-
-    sources: Sequence[str] = ()
-    names: Sequence[str] = ()
-    # Whole-segment prefixes (see core.names.name_has_prefix).
-    name_prefixes: Sequence[str] = ()
-    kinds: Sequence[Kind.ValueType] = ()
-    states: Sequence[State.ValueType] = ()
-    terminal: bool | None = None
-    # Only statuses last changed before this time (the reconciler's "quiet" subjects).
-    updated_before: datetime | None = None
 
 
 class Store(Protocol):

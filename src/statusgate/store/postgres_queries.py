@@ -20,7 +20,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from statusgate.store.base import Delivery, DeliveryVerdict, PollClaim, StatusQuery
+from statusgate.core.filters import StatusQuery
+from statusgate.store.base import Delivery, DeliveryVerdict, PollClaim
 from statusgate.v1.status_pb2 import Status, StatusEvent
 
 # Query parameters of a store URL that statusgate reads itself; every other one goes to

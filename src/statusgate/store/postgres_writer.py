@@ -44,7 +44,13 @@ from datetime import UTC, datetime
 import asyncpg
 
 from statusgate.core.apply import apply, previous_state
-from statusgate.store.base import IngestRequest, IngestResult
+from statusgate.store.base import (
+    IngestRequest,
+    IngestResult,
+    delivery_of,
+    received_at_of,
+    replay_of,
+)
 from statusgate.store.migrations import load_migrations
 from statusgate.store.postgres_queries import REQUEST_ERRORS, quote_ident, utc
 from statusgate.v1.status_pb2 import Status, StatusEvent
@@ -166,7 +172,9 @@ async def commit_batch(
                 "SELECT name, data FROM statuses WHERE name = ANY($1::text[])", names
             )
             current = {row["name"]: Status.FromString(row["data"]) for row in rows}
-        replays = list({r.replay_of for r in requests if r.replay_of and is_storable(r.replay_of)})
+        replays = list(
+            {replay_of(r) for r in requests if replay_of(r) and is_storable(replay_of(r))}
+        )
         existing: set[str] = set()
         if replays:
             rows = await conn.fetch("SELECT id FROM deliveries WHERE id = ANY($1::text[])", replays)
@@ -259,10 +267,10 @@ def _keys(request: IngestRequest) -> list[str]:
     """The texts of a request that identify rows: refused, never altered, when they
     cannot be stored (SQLite would store them; the request fails here instead)."""
     texts = [text for u in request.updates for text in (u.name, u.source, u.parent)]
-    if request.delivery is not None:
-        texts += [request.delivery.id, request.delivery.source]
-    if request.replay_of:
-        texts.append(request.replay_of)
+    if (delivery := delivery_of(request)) is not None:
+        texts += [delivery.id, delivery.source]
+    if replay_of(request):
+        texts.append(replay_of(request))
     return texts
 
 
@@ -272,8 +280,8 @@ def _log_failure(exc: Exception) -> None:
 
 def _stage(request: IngestRequest, state: _BatchState) -> _Plan:
     """Run the apply rules for one request against the batch's view, in memory only."""
-    delivery = request.delivery
-    if delivery is not None and request.replay_of:
+    delivery = delivery_of(request)
+    if delivery is not None and replay_of(request):
         raise ValueError("an ingest request has either a delivery or replay_of, not both")
     for text in _keys(request):
         if not is_storable(text):
@@ -293,8 +301,8 @@ def _stage(request: IngestRequest, state: _BatchState) -> _Plan:
             delivery.body,
         )
         plan = _Plan(IngestResult(delivery_id=delivery_id), delivery=row, updated_at=now)
-    elif request.replay_of:
-        delivery_id = request.replay_of
+    elif replay_of(request):
+        delivery_id = replay_of(request)
         if request.updates and delivery_id not in state.deliveries:
             raise LookupError(f"replay of unknown delivery {delivery_id!r}")
         plan = _Plan(
@@ -305,7 +313,7 @@ def _stage(request: IngestRequest, state: _BatchState) -> _Plan:
     else:
         delivery_id = ""
         plan = _Plan(IngestResult(delivery_id=""), updated_at=now)
-    received_at = request.received_at or (delivery.received_at if delivery else now)
+    received_at = received_at_of(request) or (delivery.received_at if delivery else now)
 
     sequence = state.sequence
     for update in request.updates:

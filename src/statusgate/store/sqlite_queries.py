@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from statusgate.store.base import Delivery, DeliveryVerdict, PollClaim, StatusQuery
+from statusgate.core.filters import StatusQuery
+from statusgate.store.base import Delivery, DeliveryVerdict, PollClaim
 from statusgate.v1.status_pb2 import Status, StatusEvent
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -22,7 +22,13 @@ from pathlib import Path
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from statusgate.core.apply import apply, previous_state
-from statusgate.store.base import IngestRequest, IngestResult
+from statusgate.store.base import (
+    IngestRequest,
+    IngestResult,
+    delivery_of,
+    received_at_of,
+    replay_of,
+)
 from statusgate.store.migrations import load_migrations
 from statusgate.store.sqlite_queries import (
     connect,
@@ -247,7 +253,7 @@ class SqliteWriter:
         ``executemany`` per table. None (with nothing written) when a write failed on a
         request's own error, or when the batch holds a replay: then the caller applies
         the batch request by request."""
-        if any(request.replay_of for request in requests):
+        if any(replay_of(request) for request in requests):
             return None
         known = self._lookup_all(requests)
         batch = _Staged(statuses={}, sequence=self._sequence)
@@ -321,10 +327,10 @@ class SqliteWriter:
             result, staged = self._prepare(
                 request, lambda name: self._current(name, batch), batch.sequence, now, rows
             )
-            if request.replay_of and request.updates:
-                updated = conn.execute(_REPLAY_DELIVERY, (request.replay_of,))
+            if replay_of(request) and request.updates:
+                updated = conn.execute(_REPLAY_DELIVERY, (replay_of(request),))
                 if updated.rowcount != 1:
-                    raise LookupError(f"replay of unknown delivery {request.replay_of!r}")
+                    raise LookupError(f"replay of unknown delivery {replay_of(request)!r}")
             self._write(rows)
         except Exception as exc:
             if is_store_failure(exc):
@@ -349,8 +355,8 @@ class SqliteWriter:
         """Apply ``request`` in memory and append the rows it writes to ``rows``, only
         once it cannot fail any more (so a failing request leaves ``rows`` untouched).
         ``now`` is the batch's time in UTC microseconds; ``sequence`` the last one used."""
-        delivery = request.delivery
-        if delivery is not None and request.replay_of:
+        delivery = delivery_of(request)
+        if delivery is not None and replay_of(request):
             raise ValueError("an ingest request has either a delivery or replay_of, not both")
         delivery_row: _DeliveryRow | None = None
         received_at = now
@@ -367,9 +373,9 @@ class SqliteWriter:
             )
             delivery_id = delivery.id
         else:
-            delivery_id = request.replay_of
-        if request.received_at is not None:
-            received_at = to_micros(request.received_at)
+            delivery_id = replay_of(request)
+        if (polled_at := received_at_of(request)) is not None:
+            received_at = to_micros(polled_at)
 
         staged = _Staged(statuses={}, sequence=sequence)
         events: list[StatusEvent] = []

@@ -34,6 +34,8 @@ def build_web_app(
         return response
 
     app.router.add_post("/webhooks/{source}", receiver.handle)
+    # Sub-paths: the provider's spec says which it posts to; the others are 404.
+    app.router.add_post("/webhooks/{source}/{path:.+}", receiver.handle)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler)

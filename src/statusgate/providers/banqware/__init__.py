@@ -1,5 +1,24 @@
 """banqware PSD2 API Hub: session, first-transactions-page and PIS payment callbacks."""
 
-from statusgate.providers.banqware.adapter import BanqwareAdapter
+from pathlib import Path
 
-__all__ = ["BanqwareAdapter"]
+from statusgate.providers.banqware.adapter import BanqwareAdapter
+from statusgate.providers.banqware.client import banqware_poller
+from statusgate.providers.banqware.config import BanqwareApi, BanqwareSource, BanqwareStage
+from statusgate.providers.spec import ManualRegistration, ProviderSpec
+
+SPEC = ProviderSpec(
+    name="banqware",
+    label="banqware",
+    source_model=BanqwareSource,
+    adapter=BanqwareAdapter(),
+    poller=banqware_poller,
+    registration=ManualRegistration(
+        "banqware has no API to register callbacks: enter the address "
+        "{url} in banqware's developer portal."
+    ),
+    fixtures=Path(__file__).parent / "fixtures",
+    default_source="banqware",
+)
+
+__all__ = ["SPEC", "BanqwareAdapter", "BanqwareApi", "BanqwareSource", "BanqwareStage"]

@@ -38,8 +38,9 @@ from typing import ClassVar, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from statusgate.config import BanqwareSource, SourceConfig
+from statusgate.config import SourceConfig
 from statusgate.core.names import InvalidNameError, ResourceName, make_name
+from statusgate.providers.banqware.config import BanqwareSource
 from statusgate.providers.banqware.mapping import (
     PAYMENT_STATUSES,
     SESSION_STATUSES,

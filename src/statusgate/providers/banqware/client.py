@@ -18,24 +18,24 @@ import asyncio
 import ssl
 from typing import Any
 
-import grpc
 from pydantic import SecretStr
 
-from statusgate.config import BanqwareApi, BanqwareSource, read_secret
+from statusgate.config import SetupProblems
+from statusgate.core.errors import ApiError, Reason
 from statusgate.core.names import ResourceName
-from statusgate.poll import errors
-from statusgate.poll.envelopes import describe_json, http_failure
-from statusgate.poll.errors import PollError
-from statusgate.poll.http import CallScope, HttpClient, Sleep
+from statusgate.providers.banqware.config import BanqwareApi, BanqwareSource
 from statusgate.providers.banqware.poll_mapping import session_poll_updates
 from statusgate.providers.polling import (
-    ClientPoller,
-    PollAnswer,
-    ProviderPoller,
+    HttpPoller,
+    Poller,
+    PollReport,
     UnconfiguredPoller,
     add_mapped,
     attempt,
+    not_supported,
 )
+from statusgate.upstream.envelopes import describe_json, http_failure
+from statusgate.upstream.http import CallScope, HttpClient, Sleep
 from statusgate.v1.status_pb2 import Status
 
 
@@ -57,12 +57,12 @@ class BanqwareClient:
             "/api/session/status/details", f"details of session {session_id}", session_id, scope
         )
 
-    async def _get(self, path: str, what: str, session_id: str, scope: CallScope) -> Any:
-        described = f"banqware GET {what}"
+    async def _get(self, path: str, label: str, session_id: str, scope: CallScope) -> Any:
+        described = f"banqware GET {label}"
         answer = await self.http.call(
             "GET",
             self._base + path,
-            what=described,
+            label=described,
             scope=scope,
             headers={name: value.get_secret_value() for name, value in self._headers.items()},
             params={self._param: session_id},
@@ -70,27 +70,26 @@ class BanqwareClient:
         return unwrap(answer.body, answer.raw, described)
 
 
-def unwrap(body: Any, raw: bytes, what: str) -> Any:
+def unwrap(body: Any, raw: bytes, label: str) -> Any:
     """``data`` of ``{"success": true, "data": ...}``; an error envelope sent with a 2xx
     status is the error it describes (``errorCode`` as the HTTP status when it is one)."""
     if not isinstance(body, dict):
         return body
     code = body.get("errorCode")
     if isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= 599:
-        raise http_failure(code, raw, None, what).error
+        raise http_failure(code, raw, None, label).error
     if body.get("success") is False:
         _, message = describe_json(body)
-        raise PollError(
-            grpc.StatusCode.FAILED_PRECONDITION,
-            errors.UPSTREAM_REJECTED,
-            f"{what} answered success=false" + (f": {message}" if message else ""),
+        raise ApiError(
+            Reason.UPSTREAM_REJECTED,
+            f"{label} answered success=false" + (f": {message}" if message else ""),
         )
     if body.get("success") is True:
         return body.get("data")
     return body
 
 
-class BanqwarePoller(ClientPoller):
+class BanqwarePoller(HttpPoller):
     provider_label = "banqware"
     pollable = ("sessions",)
     client: BanqwareClient
@@ -101,7 +100,7 @@ class BanqwarePoller(ClientPoller):
 
     def target(self, name: ResourceName) -> ResourceName:
         if name.path[0][0] == "payments":
-            raise errors.not_supported(
+            raise not_supported(
                 f"{name}: banqware documents no status endpoint for payments; their "
                 "status comes from PIS callbacks only"
             )
@@ -109,7 +108,7 @@ class BanqwarePoller(ClientPoller):
 
     async def poll(
         self, target: ResourceName, current: Status | None, scope: CallScope
-    ) -> PollAnswer:
+    ) -> PollReport:
         session_id = target.path[0][1]
         (status, error), (details, details_error) = await asyncio.gather(
             attempt(self.client.session_status(session_id, scope)),
@@ -117,7 +116,7 @@ class BanqwarePoller(ClientPoller):
         )
         if error is not None:
             raise error
-        answer = PollAnswer()
+        answer = PollReport()
         if details_error is not None:
             answer.fail(details_error)
         add_mapped(
@@ -128,29 +127,50 @@ class BanqwarePoller(ClientPoller):
         return answer
 
 
-def ssl_context(api: BanqwareApi) -> ssl.SSLContext | None:
-    """The mTLS context, None when neither a client certificate nor a CA is set."""
+def ssl_context(api: BanqwareApi, found: SetupProblems) -> ssl.SSLContext | None:
+    """The mTLS context, None when neither a client certificate nor a CA is set (or when
+    a file is unusable: then ``found`` says why, located at the setting)."""
     if api.client_cert_file is None and api.ca_file is None:
         return None
-    context = ssl.create_default_context(cafile=api.ca_file)
+    files = {
+        "client_cert_file": api.client_cert_file,
+        "client_key_file": api.client_key_file,
+        "ca_file": api.ca_file,
+    }
+    readable = [found.readable(loc, path) for loc, path in files.items() if path is not None]
+    if not all(readable):
+        return None
+    try:
+        # With a CA file, only that CA is trusted (the system store is not loaded).
+        context = ssl.create_default_context(cafile=api.ca_file)
+    except (ssl.SSLError, OSError):
+        found.add("ca_file", f"{api.ca_file} holds no PEM CA certificate")
+        return None
     if api.client_cert_file is not None:
-        # A password callback, so an encrypted key fails instead of prompting.
-        context.load_cert_chain(api.client_cert_file, api.client_key_file, password=lambda: b"")
+        try:
+            # A password callback, so an encrypted key fails instead of prompting.
+            context.load_cert_chain(api.client_cert_file, api.client_key_file, password=lambda: b"")
+        except ssl.SSLError as exc:
+            found.add(
+                "client_cert_file",
+                "not a usable PEM certificate and unencrypted private key "
+                f"({exc.reason or 'invalid'})",
+            )
     return context
 
 
-def banqware_poller(source: BanqwareSource, *, sleep: Sleep = asyncio.sleep) -> ProviderPoller:
+def banqware_poller(source: BanqwareSource, *, sleep: Sleep = asyncio.sleep) -> Poller:
     """Reads the header secrets and certificate files now, so a problem with any of them
     stops start-up (``check-config`` reports the same)."""
     api = source.api
+    found = SetupProblems()
+    headers = {
+        name: found.secret(f"headers_env.{name}", env) for name, env in api.headers_env.items()
+    }
+    context = ssl_context(api, found)
+    found.check()
     if api.base_url is None:
         return UnconfiguredPoller(source.id, ["base_url"])
-    headers = {name: read_secret(env) for name, env in api.headers_env.items()}
-    try:
-        context = ssl_context(api)
-    except (OSError, ssl.SSLError) as error:
-        raise ValueError(
-            f"sources.{source.id}.api: cannot load the TLS files: {error.strerror or error}"
-        ) from None
     http = HttpClient(provider=f"banqware ({source.id})", api=api, ssl_context=context, sleep=sleep)
-    return BanqwarePoller(source, BanqwareClient(api, http, headers))
+    resolved = {name: value for name, value in headers.items() if value is not None}
+    return BanqwarePoller(source, BanqwareClient(api, http, resolved))

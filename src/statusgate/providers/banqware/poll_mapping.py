@@ -21,8 +21,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from statusgate.config import BanqwareSource
 from statusgate.providers.banqware.adapter import BanqwareAdapter
+from statusgate.providers.banqware.config import BanqwareSource
 from statusgate.providers.base import InvalidPayloadError
 from statusgate.v1.status_pb2 import Status
 

@@ -1,5 +1,22 @@
 """FinBox BankConnect: the session flow and the legacy entity flow in one adapter."""
 
-from statusgate.providers.finbox.adapter import FinboxAdapter
+from pathlib import Path
 
-__all__ = ["FinboxAdapter"]
+from statusgate.providers.finbox.adapter import FinboxAdapter
+from statusgate.providers.finbox.client import finbox_poller
+from statusgate.providers.finbox.config import FinboxApi, FinboxSource
+from statusgate.providers.finbox.registration import register_webhook
+from statusgate.providers.spec import ProviderSpec
+
+SPEC = ProviderSpec(
+    name="finbox",
+    label="FinBox",
+    source_model=FinboxSource,
+    adapter=FinboxAdapter(),
+    poller=finbox_poller,
+    registration=register_webhook,
+    fixtures=Path(__file__).parent / "fixtures",
+    default_source="finbox",
+)
+
+__all__ = ["SPEC", "FinboxAdapter", "FinboxApi", "FinboxSource"]

@@ -16,10 +16,9 @@ from urllib.parse import quote
 
 from pydantic import SecretStr
 
-from statusgate.config import FinboxApi, FinboxSource, read_secret
+from statusgate.config import SetupProblems
 from statusgate.core.names import ResourceName
-from statusgate.poll.envelopes import describe_json, http_failure
-from statusgate.poll.http import Answer, CallScope, HttpClient, Sleep
+from statusgate.providers.finbox.config import FinboxApi, FinboxSource
 from statusgate.providers.finbox.mapping import progress_update, upload_status_update
 from statusgate.providers.finbox.poll_mapping import (
     entity_progress_updates,
@@ -28,13 +27,15 @@ from statusgate.providers.finbox.poll_mapping import (
     webhook_payload_updates,
 )
 from statusgate.providers.polling import (
-    ClientPoller,
-    PollAnswer,
-    ProviderPoller,
+    HttpPoller,
+    Poller,
+    PollReport,
     UnconfiguredPoller,
     add_mapped,
     attempt,
 )
+from statusgate.upstream.envelopes import describe_json, http_failure
+from statusgate.upstream.http import CallScope, HttpClient, Sleep, UpstreamResponse
 from statusgate.v1.status_pb2 import State, Status
 
 # The analysis endpoint whose progress[] describes an entity. PROVIDERS.md names
@@ -104,7 +105,7 @@ class FinboxClient:
         answer = await self.http.call(
             "POST",
             self._base + path,
-            what=f"FinBox POST {path}",
+            label=f"FinBox POST {path}",
             scope=scope,
             headers=self._headers(),
             json_body={"webhook_url": url, "webhook_mode": WEBHOOK_MODE},
@@ -112,29 +113,29 @@ class FinboxClient:
         return answer.body
 
     async def _unless_400(
-        self, path: str, what: str, expected_code: str, scope: CallScope
+        self, path: str, label: str, expected_code: str, scope: CallScope
     ) -> Any | None:
-        answer = await self._get(path, what, scope, passthrough=(400,))
+        answer = await self._get(path, label, scope, passthrough=(400,))
         if answer.status != 400:
             return answer.body
         code, _ = describe_json(answer.body)
         if code.upper() == expected_code:
             return None
-        raise http_failure(answer.status, answer.raw, None, what).error
+        raise http_failure(answer.status, answer.raw, None, label).error
 
     async def _get(
         self,
         path: str,
-        what: str,
+        label: str,
         scope: CallScope,
         *,
         params: dict[str, str] | None = None,
         passthrough: tuple[int, ...] = (),
-    ) -> Answer:
+    ) -> UpstreamResponse:
         return await self.http.call(
             "GET",
             self._base + path,
-            what=what,
+            label=label,
             scope=scope,
             headers=self._headers(),
             params=params,
@@ -148,7 +149,7 @@ class FinboxClient:
         }
 
 
-class FinboxPoller(ClientPoller):
+class FinboxPoller(HttpPoller):
     provider_label = "FinBox"
     pollable = ("sessions", "entities")
     client: FinboxClient
@@ -158,19 +159,19 @@ class FinboxPoller(ClientPoller):
 
     async def poll(
         self, target: ResourceName, current: Status | None, scope: CallScope
-    ) -> PollAnswer:
+    ) -> PollReport:
         collection, id_ = target.path[0]
         if collection == "sessions":
             return await self._session(id_, str(target), scope)
         link_id = current.attributes.get("link_id") if current is not None else None
         return await self._entity(id_, link_id, scope)
 
-    async def _session(self, session_id: str, name: str, scope: CallScope) -> PollAnswer:
+    async def _session(self, session_id: str, name: str, scope: CallScope) -> PollReport:
         (upload, upload_error), (progress, progress_error) = await asyncio.gather(
             attempt(self.client.upload_status(session_id, scope)),
             attempt(self.client.progress(session_id, scope)),
         )
-        answer = PollAnswer()
+        answer = PollReport()
         for error in (upload_error, progress_error):
             if error is not None:
                 answer.fail(error)
@@ -182,7 +183,7 @@ class FinboxPoller(ClientPoller):
             )
         if progress_error is not None or progress is None:
             return answer
-        processed = PollAnswer()
+        processed = PollReport()
         if not add_mapped(
             processed, "FinBox progress", lambda: progress_update(self.source, session_id, progress)
         ):
@@ -205,12 +206,12 @@ class FinboxPoller(ClientPoller):
                 )
         return answer
 
-    async def _entity(self, entity_id: str, link_id: str | None, scope: CallScope) -> PollAnswer:
+    async def _entity(self, entity_id: str, link_id: str | None, scope: CallScope) -> PollReport:
         calls = [attempt(self.client.entity_analysis(entity_id, scope))]
         if link_id:
             calls.append(attempt(self.client.webhook_payloads(link_id, scope)))
         results = await asyncio.gather(*calls)
-        answer = PollAnswer()
+        answer = PollReport()
         (analysis, analysis_error), *payloads = results
         if payloads:
             recovered, recovered_error = payloads[0]
@@ -235,16 +236,22 @@ class FinboxPoller(ClientPoller):
 
 
 def finbox_client(source: FinboxSource, *, sleep: Sleep = asyncio.sleep) -> FinboxClient | None:
-    """The source's client; None when its credentials are not configured. Reads the
-    secrets now, so a named variable that is unset stops start-up."""
+    """The source's client; None when its credentials are not both named. Reads every
+    named secret now, so a variable that is unset stops start-up (``SetupError``)."""
     api = source.api
-    if api.api_key_env is None or api.server_hash_env is None:
+    found = SetupProblems()
+    api_key = found.secret("api_key_env", api.api_key_env) if api.api_key_env else None
+    server_hash = (
+        found.secret("server_hash_env", api.server_hash_env) if api.server_hash_env else None
+    )
+    found.check()
+    if api_key is None or server_hash is None:
         return None
     http = HttpClient(provider=f"FinBox ({source.id})", api=api, sleep=sleep)
-    return FinboxClient(api, http, read_secret(api.api_key_env), read_secret(api.server_hash_env))
+    return FinboxClient(api, http, api_key, server_hash)
 
 
-def finbox_poller(source: FinboxSource, *, sleep: Sleep = asyncio.sleep) -> ProviderPoller:
+def finbox_poller(source: FinboxSource, *, sleep: Sleep = asyncio.sleep) -> Poller:
     client = finbox_client(source, sleep=sleep)
     if client is None:
         missing = [

@@ -19,25 +19,24 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-import grpc
 from pydantic import SecretStr
 
-from statusgate.config import SetuApi, SetuSource, read_secret
+from statusgate.config import SetupProblems
+from statusgate.core.errors import ApiError, Reason
 from statusgate.core.names import ResourceName
-from statusgate.poll import errors
-from statusgate.poll.errors import PollError
-from statusgate.poll.http import CallScope, HttpClient, Sleep, deadline_exceeded
-from statusgate.poll.single_flight import SingleFlight
 from statusgate.providers.base import InvalidPayloadError
 from statusgate.providers.polling import (
-    ClientPoller,
-    PollAnswer,
-    ProviderPoller,
+    HttpPoller,
+    Poller,
+    PollReport,
     UnconfiguredPoller,
     add_mapped,
     attempt,
 )
+from statusgate.providers.setu.config import SetuApi, SetuSource
 from statusgate.providers.setu.mapping import consent_poll_update, data_session_poll_update
+from statusgate.upstream.http import CallScope, HttpClient, Sleep, deadline_exceeded
+from statusgate.upstream.single_flight import SingleFlight
 from statusgate.v1.status_pb2 import Status
 
 log = logging.getLogger(__name__)
@@ -76,13 +75,13 @@ class SetuClient:
         path = f"/v2/sessions/{_segment(session_id)}"
         return await self._get(path, "data session", session_id, scope)
 
-    async def _get(self, path: str, what: str, id_: str, scope: CallScope) -> Any:
-        described = f"Setu GET {what} {id_}"
+    async def _get(self, path: str, label: str, id_: str, scope: CallScope) -> Any:
+        described = f"Setu GET {label} {id_}"
         token = await self._bearer(scope)
         answer = await self.http.call(
             "GET",
             self._base + path,
-            what=described,
+            label=described,
             scope=scope,
             headers=self._headers(token),
             passthrough=(401,),
@@ -91,7 +90,7 @@ class SetuClient:
             token = await self._refresh(token, scope)
             # A second 401 with a fresh token is our credentials' fault: reported as such.
             answer = await self.http.call(
-                "GET", self._base + path, what=described, scope=scope, headers=self._headers(token)
+                "GET", self._base + path, label=described, scope=scope, headers=self._headers(token)
             )
         return answer.body
 
@@ -116,7 +115,7 @@ class SetuClient:
         answer = await self.http.call(
             "POST",
             self._login_url,
-            what="Setu login",
+            label="Setu login",
             scope=scope,
             headers={"client": "bridge"},
             json_body={
@@ -127,9 +126,8 @@ class SetuClient:
         )
         token = _access_token(answer.body)
         if token is None:
-            raise PollError(
-                grpc.StatusCode.UNAVAILABLE,
-                errors.UPSTREAM_BAD_RESPONSE,
+            raise ApiError(
+                Reason.UPSTREAM_BAD_RESPONSE,
                 "Setu login answered without an access_token",
             )
         self._token = token
@@ -142,7 +140,7 @@ class SetuClient:
         }
 
 
-class SetuPoller(ClientPoller):
+class SetuPoller(HttpPoller):
     provider_label = "Setu"
     pollable = ("consents", "data-sessions")
     client: SetuClient
@@ -152,11 +150,11 @@ class SetuPoller(ClientPoller):
 
     async def poll(
         self, target: ResourceName, current: Status | None, scope: CallScope
-    ) -> PollAnswer:
+    ) -> PollReport:
         collection, id_ = target.path[0]
         if collection == "data-sessions":
             body = await self.client.data_session(id_, scope)
-            answer = PollAnswer()
+            answer = PollReport()
             add_mapped(
                 answer,
                 "Setu GET /v2/sessions/{id}",
@@ -167,7 +165,7 @@ class SetuPoller(ClientPoller):
 
     async def _consent(
         self, consent_id: str, current: Status | None, scope: CallScope
-    ) -> PollAnswer:
+    ) -> PollReport:
         (body, error), (listed, _) = await asyncio.gather(
             attempt(self.client.consent(consent_id, scope)),
             attempt(self.client.consent_data_sessions(consent_id, scope)),
@@ -175,7 +173,7 @@ class SetuPoller(ClientPoller):
         if error is not None:
             raise error
         observed_at = datetime.now(UTC)
-        answer = PollAnswer()
+        answer = PollReport()
         add_mapped(
             answer,
             "Setu GET /v2/consents/{id}",
@@ -215,21 +213,22 @@ def _access_token(body: Any) -> str | None:
     return None
 
 
-def setu_poller(source: SetuSource, *, sleep: Sleep = asyncio.sleep) -> ProviderPoller:
-    """Reads the secrets now, so a named variable that is unset stops start-up."""
+def setu_poller(source: SetuSource, *, sleep: Sleep = asyncio.sleep) -> Poller:
+    """Reads every named secret now, so a variable that is unset stops start-up."""
     api = source.api
-    missing = [name for name in CREDENTIALS if getattr(api, name) is None]
+    found = SetupProblems()
+    secrets = {
+        name: found.secret(name, env) if (env := getattr(api, name)) else None
+        for name in CREDENTIALS
+    }
+    found.check()
+    missing = [name for name, value in secrets.items() if value is None]
     if missing:
         return UnconfiguredPoller(source.id, missing)
-    assert api.client_id_env and api.client_secret_env and api.product_instance_id_env
+    client_id, client_secret, product_instance_id = (secrets[name] for name in CREDENTIALS)
+    assert client_id and client_secret and product_instance_id
     http = HttpClient(provider=f"Setu ({source.id})", api=api, sleep=sleep)
-    client = SetuClient(
-        api,
-        http,
-        read_secret(api.client_id_env),
-        read_secret(api.client_secret_env),
-        read_secret(api.product_instance_id_env),
-    )
+    client = SetuClient(api, http, client_id, client_secret, product_instance_id)
     return SetuPoller(source, client)
 
 

@@ -1,4 +1,4 @@
-"""Webhook authentication (DESIGN.md §6): one verifier per source, built at start-up.
+"""Webhook authentication: one verifier per source, built at start-up.
 
 The front door builds a ``VerifiableRequest`` from each inbound webhook and calls
 ``verifier.verify(request)``; ``AuthenticationError.reason`` is safe to log. Verifiers
@@ -20,12 +20,12 @@ from statusgate.config import (
     IpAllowlistAuth,
     JwsAuth,
     NoAuth,
+    SetupError,
     SharedSecretAuth,
     SourceConfig,
     read_secret,
 )
 from statusgate.web.auth.base import (
-    AuthConfigError,
     AuthenticationError,
     VerifiableRequest,
     WebhookVerifier,
@@ -42,12 +42,12 @@ from statusgate.web.auth.standard_webhooks import StandardWebhooksVerifier, deco
 
 __all__ = [
     "AllOfVerifier",
-    "AuthConfigError",
     "AuthenticationError",
     "BasicAuthVerifier",
     "IpAllowlistVerifier",
     "JwsVerifier",
     "NoAuthVerifier",
+    "SetupError",
     "SharedSecretVerifier",
     "StandardWebhooksVerifier",
     "VerifiableRequest",
@@ -60,7 +60,7 @@ Clock = Callable[[], float]
 
 
 def build_verifier(auth: AuthConfig, *, clock: Clock = time.time) -> WebhookVerifier:
-    """The verifier for one source's ``auth`` table. Raises ``AuthConfigError`` listing
+    """The verifier for one source's ``auth`` table. Raises ``SetupError`` listing
     every problem (each unset variable, each unusable key file), located relative to
     the table. ``clock`` (unix seconds) is for the HMAC replay window."""
     if isinstance(auth, NoAuth):
@@ -85,17 +85,17 @@ def build_verifier(auth: AuthConfig, *, clock: Clock = time.time) -> WebhookVeri
 def build_verifiers(
     sources: Mapping[str, SourceConfig], *, clock: Clock = time.time
 ) -> dict[str, WebhookVerifier]:
-    """Source id -> verifier for every source; one ``AuthConfigError`` lists the
+    """Source id -> verifier for every source; one ``SetupError`` lists the
     problems of all of them, located as ``sources.<id>.auth.<field>``."""
     verifiers: dict[str, WebhookVerifier] = {}
     problems: list[tuple[str, str]] = []
     for source_id, source in sources.items():
         try:
             verifiers[source_id] = build_verifier(source.auth, clock=clock)
-        except AuthConfigError as exc:
+        except SetupError as exc:
             problems.extend(exc.located(f"sources.{source_id}.auth.").problems)
     if problems:
-        raise AuthConfigError(problems)
+        raise SetupError(problems)
     return verifiers
 
 
@@ -104,7 +104,7 @@ def _secret(env_name: str, loc: str) -> str:
         return read_secret(env_name).get_secret_value()
     except ValueError as exc:
         # read_secret's message names the variable, never a value.
-        raise AuthConfigError([(loc, str(exc))]) from None
+        raise SetupError([(loc, str(exc))]) from None
 
 
 def _hmac(auth: HmacAuth, clock: Clock) -> StandardWebhooksVerifier:
@@ -114,7 +114,7 @@ def _hmac(auth: HmacAuth, clock: Clock) -> StandardWebhooksVerifier:
         loc = f"secret_envs.{index}"
         try:
             keys.append(decode_hmac_secret(_secret(env_name, loc)))
-        except AuthConfigError as exc:
+        except SetupError as exc:
             problems.extend(exc.problems)
         except ValueError:
             problems.append(
@@ -125,7 +125,7 @@ def _hmac(auth: HmacAuth, clock: Clock) -> StandardWebhooksVerifier:
                 )
             )
     if problems:
-        raise AuthConfigError(problems)
+        raise SetupError(problems)
     return StandardWebhooksVerifier(keys, auth.tolerance_seconds, clock)
 
 
@@ -138,7 +138,7 @@ def _jws(auth: JwsAuth) -> JwsVerifier:
         except ValueError as exc:
             problems.append((f"public_key_files.{index}", str(exc)))
     if problems:
-        raise AuthConfigError(problems)
+        raise SetupError(problems)
     return JwsVerifier(keys, auth.header)
 
 
@@ -148,8 +148,8 @@ def _all_of(auth: AllOfAuth, clock: Clock) -> AllOfVerifier:
     for index, member in enumerate(auth.methods):
         try:
             members.append(build_verifier(member, clock=clock))
-        except AuthConfigError as exc:
+        except SetupError as exc:
             problems.extend(exc.located(f"methods.{index}.").problems)
     if problems:
-        raise AuthConfigError(problems)
+        raise SetupError(problems)
     return AllOfVerifier(members)

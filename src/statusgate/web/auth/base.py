@@ -23,22 +23,6 @@ class AuthenticationError(Exception):
         self.reason = reason
 
 
-class AuthConfigError(ValueError):
-    """A verifier cannot be built: a secret's variable is unset, a key file unreadable.
-
-    ``problems`` are ``(location, message)`` pairs, the location relative to the auth
-    table (``secret_envs.1``) or, from ``build_verifiers``, to the settings
-    (``sources.x.auth.secret_envs.1``). Messages name variables and files, never values.
-    """
-
-    def __init__(self, problems: list[tuple[str, str]]) -> None:
-        super().__init__("\n".join(f"{loc}: {message}" for loc, message in problems))
-        self.problems = problems
-
-    def located(self, prefix: str) -> AuthConfigError:
-        return AuthConfigError([(f"{prefix}{loc}", message) for loc, message in self.problems])
-
-
 @dataclass(frozen=True, slots=True)
 class VerifiableRequest:
     """The parts of an inbound webhook that authentication may look at.

@@ -1,7 +1,7 @@
 """Upstream HTTP calls for polling: one aiohttp session per source, timeouts bound by
 the caller's deadline, retries with exponential backoff and jitter that honour
 Retry-After, the source's circuit breaker, and every failure turned into a
-``PollError`` that says what went wrong (``envelopes``).
+``ApiError`` that says what went wrong (``envelopes``).
 """
 
 from __future__ import annotations
@@ -16,14 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-import grpc
 from multidict import CIMultiDict
 
 from statusgate.config import ApiConfig
-from statusgate.poll import errors
-from statusgate.poll.breaker import CircuitBreaker, Outcome
-from statusgate.poll.envelopes import Failure, bad_response, http_failure
-from statusgate.poll.errors import PollError
+from statusgate.core.errors import ApiError, Reason
+from statusgate.upstream.breaker import CircuitBreaker, Outcome
+from statusgate.upstream.envelopes import Failure, bad_response, http_failure
 
 # Kept from the caller's deadline so the answer (or the error) still reaches it in time.
 DEADLINE_MARGIN = 0.05
@@ -48,7 +46,7 @@ class CallScope:
 
 
 @dataclass(frozen=True, slots=True)
-class Answer:
+class UpstreamResponse:
     status: int
     # Decoded JSON; None when the body was empty or not JSON (is_json says which).
     body: Any
@@ -57,11 +55,10 @@ class Answer:
     is_json: bool = True
 
 
-def deadline_exceeded(what: str) -> PollError:
-    return PollError(
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        errors.DEADLINE_EXCEEDED,
-        f"{what}: the caller's deadline passed before the provider answered",
+def deadline_exceeded(label: str) -> ApiError:
+    return ApiError(
+        Reason.DEADLINE_EXCEEDED,
+        f"{label}: the caller's deadline passed before the provider answered",
     )
 
 
@@ -110,24 +107,24 @@ class HttpClient:
         method: str,
         url: str,
         *,
-        what: str,
+        label: str,
         scope: CallScope,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
         json_body: Any = None,
         passthrough: Collection[int] = (),
-    ) -> Answer:
+    ) -> UpstreamResponse:
         """A 2xx answer with a JSON body, or an answer whose status is in
         ``passthrough`` (the caller knows what it means, e.g. a 401 that asks for a new
-        token). Anything else raises ``PollError`` after the retries it deserves."""
+        token). Anything else raises ``ApiError`` after the retries it deserves."""
         attempt = 0
         while True:
-            outcome = await self._attempt(method, url, what, scope, headers, params, json_body)
-            if isinstance(outcome, Answer):
+            outcome = await self._attempt(method, url, label, scope, headers, params, json_body)
+            if isinstance(outcome, UpstreamResponse):
                 if 200 <= outcome.status < 300 or outcome.status in passthrough:
                     return outcome
                 failure = http_failure(
-                    outcome.status, outcome.raw, outcome.headers.get("Retry-After"), what
+                    outcome.status, outcome.raw, outcome.headers.get("Retry-After"), label
                 )
             else:
                 failure = outcome
@@ -151,17 +148,16 @@ class HttpClient:
         self,
         method: str,
         url: str,
-        what: str,
+        label: str,
         scope: CallScope,
         headers: Mapping[str, str] | None,
         params: Mapping[str, str] | None,
         json_body: Any,
-    ) -> Answer | Failure:
+    ) -> UpstreamResponse | Failure:
         if not self.breaker.allow():
-            raise PollError(
-                grpc.StatusCode.UNAVAILABLE,
-                errors.UPSTREAM_UNAVAILABLE,
-                f"{what}: not called, the {self.provider} API failed "
+            raise ApiError(
+                Reason.UPSTREAM_UNAVAILABLE,
+                f"{label}: not called, the {self.provider} API failed "
                 f"{self.breaker.consecutive_failures} times in a row (circuit breaker open; "
                 f"next try in {self.breaker.retry_in():.1f}s)",
             )
@@ -169,21 +165,23 @@ class HttpClient:
         try:
             remaining = scope.remaining() - DEADLINE_MARGIN
             if remaining <= 0:
-                raise deadline_exceeded(what)
+                raise deadline_exceeded(label)
             timeout = min(self._timeout, remaining)
-            result = await self._send(method, url, what, scope, timeout, headers, params, json_body)
-            if isinstance(result, Answer):
+            result = await self._send(
+                method, url, label, scope, timeout, headers, params, json_body
+            )
+            if isinstance(result, UpstreamResponse):
                 outcome = _health(result)
                 if 200 <= result.status < 300 and not result.is_json:
-                    return bad_response(what, result.status, result.raw)
+                    return bad_response(label, result.status, result.raw)
                 return result
             if result.provider_down:
                 outcome = Outcome.FAILURE
-            if result.error.reason == errors.UPSTREAM_TIMEOUT and timeout < self._timeout:
+            if result.error.reason == Reason.UPSTREAM_TIMEOUT and timeout < self._timeout:
                 # Cut short by the caller's deadline, not by the provider's slowness.
                 outcome = Outcome.NEUTRAL
                 if scope.remaining() <= DEADLINE_MARGIN:
-                    raise deadline_exceeded(what)
+                    raise deadline_exceeded(label)
             return result
         finally:
             self.breaker.record(outcome)
@@ -192,13 +190,13 @@ class HttpClient:
         self,
         method: str,
         url: str,
-        what: str,
+        label: str,
         scope: CallScope,
         limit: float,
         headers: Mapping[str, str] | None,
         params: Mapping[str, str] | None,
         json_body: Any,
-    ) -> Answer | Failure:
+    ) -> UpstreamResponse | Failure:
         scope.calls += 1
         try:
             async with self._client().request(
@@ -213,10 +211,9 @@ class HttpClient:
                 return _answer(response.status, raw, CIMultiDict(response.headers))
         except TimeoutError:
             return Failure(
-                PollError(
-                    grpc.StatusCode.UNAVAILABLE,
-                    errors.UPSTREAM_TIMEOUT,
-                    f"{what}: no answer within {limit:.2f}s",
+                ApiError(
+                    Reason.UPSTREAM_TIMEOUT,
+                    f"{label}: no answer within {limit:.2f}s",
                 ),
                 retryable=True,
                 provider_down=True,
@@ -225,10 +222,9 @@ class HttpClient:
             # A TLS failure (wrong CA, client certificate refused) will not heal by
             # itself: say so at once instead of retrying.
             return Failure(
-                PollError(
-                    grpc.StatusCode.UNAVAILABLE,
-                    errors.UPSTREAM_UNAVAILABLE,
-                    f"{what}: TLS handshake failed ({type(error).__name__}); check the "
+                ApiError(
+                    Reason.UPSTREAM_UNAVAILABLE,
+                    f"{label}: TLS handshake failed ({type(error).__name__}); check the "
                     "API's certificate settings",
                 ),
                 retryable=False,
@@ -236,25 +232,24 @@ class HttpClient:
             )
         except (aiohttp.ClientError, OSError) as error:
             return Failure(
-                PollError(
-                    grpc.StatusCode.UNAVAILABLE,
-                    errors.UPSTREAM_UNAVAILABLE,
-                    f"{what}: connection failed ({type(error).__name__})",
+                ApiError(
+                    Reason.UPSTREAM_UNAVAILABLE,
+                    f"{label}: connection failed ({type(error).__name__})",
                 ),
                 retryable=True,
                 provider_down=True,
             )
 
 
-def _answer(status: int, raw: bytes, headers: Mapping[str, str]) -> Answer:
+def _answer(status: int, raw: bytes, headers: Mapping[str, str]) -> UpstreamResponse:
     try:
         # An empty body is not JSON either: json.loads refuses it.
-        return Answer(status, json.loads(raw), raw, headers)
+        return UpstreamResponse(status, json.loads(raw), raw, headers)
     except ValueError:
-        return Answer(status, None, raw, headers, is_json=False)
+        return UpstreamResponse(status, None, raw, headers, is_json=False)
 
 
-def _health(answer: Answer) -> Outcome:
+def _health(answer: UpstreamResponse) -> Outcome:
     """What an answer says about the provider: alive, down, or nothing (429)."""
     if answer.status >= 500 or (200 <= answer.status < 300 and not answer.is_json):
         return Outcome.FAILURE

@@ -1,9 +1,9 @@
 """The poller: a name in, the provider asked, the answers through the one write path.
 
 PollStatuses, WaitStatus and the reconciler all poll through here. For each name: the
-source's ``ProviderPoller`` says which subject's endpoints describe it (an account is
+source's ``Poller`` says which subject's endpoints describe it (an account is
 described by its session), concurrent polls of that subject share one run (single
-flight), the answers go through ``Pipeline.ingest`` with origin POLL or RECONCILE (so
+flight), the answers go through ``Ingest.poll`` with origin POLL or RECONCILE (so
 ordering, dedupe, events and Watch streams are exactly those of webhooks), and the
 result is the store's status of the name afterwards. Failures are per name.
 """
@@ -19,16 +19,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import grpc
-
+from statusgate.core.errors import ApiError, Reason
 from statusgate.core.names import InvalidNameError, ResourceName, parse_name
-from statusgate.core.pipeline import Pipeline
-from statusgate.poll import errors
-from statusgate.poll.errors import PollError
-from statusgate.poll.http import DEADLINE_MARGIN, CallScope, deadline_exceeded
-from statusgate.poll.single_flight import SingleFlight
-from statusgate.providers.polling import PollAnswer, ProviderPoller, breaker_open
-from statusgate.store.base import IngestRequest, Store, StoreUnavailableError
+from statusgate.ingest import Ingest
+from statusgate.providers.polling import Poller, PollReport, breaker_open, not_configured
+from statusgate.store.base import Store, StoreUnavailableError
+from statusgate.upstream.http import DEADLINE_MARGIN, CallScope, deadline_exceeded
+from statusgate.upstream.single_flight import SingleFlight
 from statusgate.v1.status_pb2 import Origin, Status
 
 log = logging.getLogger(__name__)
@@ -45,11 +42,11 @@ PollObserver = Callable[[str, str, str, int], None]
 
 
 @dataclass(frozen=True, slots=True)
-class PollOutcome:
+class PollResult:
     name: str
     # The stored status after the poll (unchanged when the answer said nothing new).
     status: Status | None = None
-    error: PollError | None = None
+    error: ApiError | None = None
     # Provider calls this result cost: 0 when served from a recent poll or when it
     # joined a poll another caller had started.
     upstream_calls: int = 0
@@ -59,7 +56,7 @@ class PollOutcome:
 
 @dataclass(frozen=True, slots=True)
 class _Flight:
-    error: PollError | None
+    error: ApiError | None
     calls: int
     # Names whose status the poll changed.
     changed: frozenset[str]
@@ -67,19 +64,19 @@ class _Flight:
     statuses: dict[str, Status]
 
 
-class Poller:
+class PollService:
     def __init__(
         self,
         store: Store,
-        pipeline: Pipeline,
-        pollers: Mapping[str, ProviderPoller],
+        ingest: Ingest,
+        pollers: Mapping[str, Poller],
         *,
         default_budget: float = DEFAULT_BUDGET,
         observe: PollObserver | None = None,
     ) -> None:
         self._observe = observe
         self._store = store
-        self._pipeline = pipeline
+        self._ingest = ingest
         self._pollers = dict(pollers)
         self._budget = default_budget
         self._flights: SingleFlight[str, _Flight] = SingleFlight()
@@ -105,7 +102,7 @@ class Poller:
             if poller.missing_settings():
                 return None
             return str(poller.target(parsed))
-        except (InvalidNameError, KeyError, PollError):
+        except (InvalidNameError, KeyError, ApiError):
             return None
 
     def waiters(self, name: str) -> int:
@@ -122,7 +119,7 @@ class Poller:
         within: float | None,
         max_staleness: float = 0.0,
         origin: Origin.ValueType = Origin.ORIGIN_POLL,
-    ) -> list[PollOutcome]:
+    ) -> list[PollResult]:
         return list(
             await asyncio.gather(
                 *(
@@ -139,7 +136,7 @@ class Poller:
         within: float | None,
         max_staleness: float = 0.0,
         origin: Origin.ValueType = Origin.ORIGIN_POLL,
-    ) -> PollOutcome:
+    ) -> PollResult:
         """Poll one name (see ``_poll``), and tell the observer how it went."""
         outcome = await self._poll(name, within=within, max_staleness=max_staleness, origin=origin)
         if self._observe is not None:
@@ -155,7 +152,7 @@ class Poller:
         within: float | None,
         max_staleness: float = 0.0,
         origin: Origin.ValueType = Origin.ORIGIN_POLL,
-    ) -> PollOutcome:
+    ) -> PollResult:
         """Poll one name. ``within`` is the caller's remaining time in seconds (None:
         the default budget); ``max_staleness`` > 0 serves the stored status without
         calling when the subject was polled or changed no longer ago than that."""
@@ -164,34 +161,31 @@ class Poller:
         try:
             parsed = parse_name(name)
         except InvalidNameError as invalid:
-            return PollOutcome(
+            return PollResult(
                 name,
-                error=PollError(
-                    grpc.StatusCode.INVALID_ARGUMENT, errors.INVALID_NAME, str(invalid)
-                ),
+                error=ApiError(Reason.INVALID_NAME, str(invalid)),
             )
         poller = self._pollers.get(parsed.source)
         if poller is None:
-            return PollOutcome(
+            return PollResult(
                 name,
-                error=PollError(
-                    grpc.StatusCode.NOT_FOUND,
-                    errors.SOURCE_NOT_FOUND,
+                error=ApiError(
+                    Reason.SOURCE_NOT_FOUND,
                     f"source {parsed.source!r} is not configured",
                 ),
             )
         try:
             missing = poller.missing_settings()
             if missing:
-                raise errors.not_configured(parsed.source, missing)
+                raise not_configured(parsed.source, missing)
             target = poller.target(parsed)
-        except PollError as refused:
-            return PollOutcome(name, await self._stored(name), refused)
+        except ApiError as refused:
+            return PollResult(name, await self._stored(name), refused)
         key = str(target)
         if max_staleness > 0:
             recent = await self._recent(name, key, max_staleness)
             if recent is not None:
-                return PollOutcome(name, recent)
+                return PollResult(name, recent)
 
         # Join before any store read: callers that arrive while a poll is in flight must
         # find it, not queue behind reads and start a second one when it is over.
@@ -202,7 +196,7 @@ class Poller:
             flight = await self._flights.wait(task, key, max(0.0, deadline - time.monotonic()))
         except TimeoutError:
             # The run goes on for whoever else waits on it; this caller is out of time.
-            return PollOutcome(name, await self._stored(name), deadline_exceeded(f"polling {key}"))
+            return PollResult(name, await self._stored(name), deadline_exceeded(f"polling {key}"))
         error = flight.error
         status = flight.statuses.get(name)
         if status is None:
@@ -211,12 +205,11 @@ class Poller:
             except StoreUnavailableError:
                 error = error or _store_unavailable()
         if status is None and error is None:
-            error = PollError(
-                grpc.StatusCode.NOT_FOUND,
-                errors.NOT_IN_ANSWER,
+            error = ApiError(
+                Reason.NOT_IN_ANSWER,
                 f"the provider's answer about {key} does not mention {name}",
             )
-        return PollOutcome(
+        return PollResult(
             name,
             status,
             error,
@@ -226,7 +219,7 @@ class Poller:
 
     async def _run(
         self,
-        poller: ProviderPoller,
+        poller: Poller,
         target: ResourceName,
         scope: CallScope,
         origin: Origin.ValueType,
@@ -235,20 +228,21 @@ class Poller:
         try:
             current = await self._store.get_status(key)
             answer = await poller.poll(target, current, scope)
-        except PollError as error:
-            answer = PollAnswer(error=error)
+        except ApiError as error:
+            answer = PollReport(error=error)
         except StoreUnavailableError:
-            answer = PollAnswer(error=_store_unavailable())
+            answer = PollReport(error=_store_unavailable())
         except Exception:
             log.exception("polling %s failed", key)
-            answer = PollAnswer(error=_internal(key))
+            answer = PollReport(error=_internal(key))
         statuses: dict[str, Status] = {}
         if answer.updates:
-            request = IngestRequest(
-                origin=origin, updates=answer.updates, received_at=datetime.now(UTC)
-            )
             try:
-                result = await self._pipeline.ingest(request)
+                result = await self._ingest.poll(
+                    answer.updates,
+                    received_at=datetime.now(UTC),
+                    by_reconciler=origin == Origin.ORIGIN_RECONCILE,
+                )
                 statuses = {event.status.name: event.status for event in result.events}
             except StoreUnavailableError:
                 answer.error = _store_unavailable()
@@ -304,15 +298,12 @@ def unchanged_for(status: Status) -> float | None:
     return (datetime.now(UTC) - status.updated_at.ToDatetime(UTC)).total_seconds()
 
 
-def _store_unavailable() -> PollError:
-    return PollError(
-        grpc.StatusCode.UNAVAILABLE, errors.STORE_UNAVAILABLE, "the store is unavailable"
-    )
+def _store_unavailable() -> ApiError:
+    return ApiError(Reason.STORE_UNAVAILABLE, "the store is unavailable")
 
 
-def _internal(key: str) -> PollError:
-    return PollError(
-        grpc.StatusCode.INTERNAL,
-        errors.POLL_FAILED,
+def _internal(key: str) -> ApiError:
+    return ApiError(
+        Reason.POLL_FAILED,
         f"polling {key} failed unexpectedly (see the gateway's log)",
     )

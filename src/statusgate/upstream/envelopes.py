@@ -16,10 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import grpc
-
-from statusgate.poll import errors
-from statusgate.poll.errors import PollError
+from statusgate.core.errors import ApiError, Reason
 
 _LIMIT = 300
 _TITLE_RE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
@@ -31,7 +28,7 @@ class Failure:
     """One failed attempt: the error to report if it is the last one, whether another
     attempt may help, and whether it says the provider is down (circuit breaker)."""
 
-    error: PollError
+    error: ApiError
     retryable: bool
     provider_down: bool
     retry_after: float | None = None
@@ -69,51 +66,49 @@ def describe_json(data: Any) -> tuple[str, str]:
     return code, "" if code else _clean(json.dumps(data))
 
 
-def http_failure(status: int, body: bytes, retry_after: str | None, what: str) -> Failure:
+def http_failure(status: int, body: bytes, retry_after: str | None, label: str) -> Failure:
     """The failure an HTTP error status (and its body) means."""
     code, message = describe_body(body)
-    detail = f"{what} answered HTTP {status}" + (f" {code}" if code else "")
+    detail = f"{label} answered HTTP {status}" + (f" {code}" if code else "")
     detail += f": {message}" if message else ""
     if status in (401, 403):
         return Failure(
-            PollError(
-                grpc.StatusCode.PERMISSION_DENIED,
-                errors.UPSTREAM_AUTH_FAILED,
+            ApiError(
+                Reason.UPSTREAM_AUTH_FAILED,
                 f"{detail} (the provider refused the gateway's API credentials)",
             ),
             retryable=False,
             provider_down=False,
         )
     if status in (404, 410):
-        return _final(grpc.StatusCode.NOT_FOUND, errors.UPSTREAM_NOT_FOUND, detail)
+        return _final(Reason.UPSTREAM_NOT_FOUND, detail)
     if status == 429:
         return Failure(
-            PollError(grpc.StatusCode.UNAVAILABLE, errors.UPSTREAM_RATE_LIMITED, detail),
+            ApiError(Reason.UPSTREAM_RATE_LIMITED, detail),
             retryable=True,
             provider_down=False,
             retry_after=parse_retry_after(retry_after),
         )
     if status == 408 or status >= 500:
         return Failure(
-            PollError(grpc.StatusCode.UNAVAILABLE, errors.UPSTREAM_UNAVAILABLE, detail),
+            ApiError(Reason.UPSTREAM_UNAVAILABLE, detail),
             retryable=True,
             provider_down=True,
             retry_after=parse_retry_after(retry_after),
         )
     if status in (400, 422):
-        return _final(grpc.StatusCode.INVALID_ARGUMENT, errors.UPSTREAM_BAD_REQUEST, detail)
-    return _final(grpc.StatusCode.FAILED_PRECONDITION, errors.UPSTREAM_REJECTED, detail)
+        return _final(Reason.UPSTREAM_BAD_REQUEST, detail)
+    return _final(Reason.UPSTREAM_REJECTED, detail)
 
 
-def bad_response(what: str, status: int, body: bytes) -> Failure:
+def bad_response(label: str, status: int, body: bytes) -> Failure:
     """A success status with a body that is not JSON: a proxy's page, a cut-off answer.
     Retrying rarely helps, but it does say the provider is not working."""
     _, described = describe_body(body)
     return Failure(
-        PollError(
-            grpc.StatusCode.UNAVAILABLE,
-            errors.UPSTREAM_BAD_RESPONSE,
-            f"{what} answered HTTP {status} with {described} instead of JSON",
+        ApiError(
+            Reason.UPSTREAM_BAD_RESPONSE,
+            f"{label} answered HTTP {status} with {described} instead of JSON",
         ),
         retryable=False,
         provider_down=True,
@@ -136,8 +131,8 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-def _final(code: grpc.StatusCode, reason: str, message: str) -> Failure:
-    return Failure(PollError(code, reason, message), retryable=False, provider_down=False)
+def _final(reason: Reason, message: str) -> Failure:
+    return Failure(ApiError(reason, message), retryable=False, provider_down=False)
 
 
 def _text(value: Any) -> str:

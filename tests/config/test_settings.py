@@ -16,15 +16,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from pydantic import BaseModel
 
+from statusgate.app import load_settings
 from statusgate.config import (
     AllOfAuth,
-    BanqwareApi,
-    BanqwareSource,
     BasicAuth,
     ClientConfig,
     ConfigError,
-    FinboxApi,
-    FinboxSource,
     GrpcTls,
     HmacAuth,
     IpAllowlistAuth,
@@ -34,14 +31,15 @@ from statusgate.config import (
     RateLimit,
     Retention,
     Settings,
-    SetuApi,
-    SetuSource,
     SharedSecretAuth,
-    load_settings,
 )
 from statusgate.config_check import check_config
+from statusgate.providers.banqware import BanqwareApi, BanqwareSource
+from statusgate.providers.finbox import FinboxApi, FinboxSource
+from statusgate.providers.registry import PROVIDERS
+from statusgate.providers.setu import SetuApi
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parent.parent.parent
 EXAMPLE = ROOT / "examples" / "statusgate.toml"
 DOCS = ROOT / "docs" / "configuration.md"
 
@@ -376,11 +374,13 @@ def test_authenticated_sources_may_listen_everywhere(tmp_path: Path) -> None:
 
 
 def _option_names() -> set[str]:
+    # Every provider's source model and its API model, from the registry.
+    providers: list[type[BaseModel]] = [spec.source_model for spec in PROVIDERS]
+    apis = [model.model_fields["api"].annotation for model in providers]
     models: list[type[BaseModel]] = [
         Settings,
-        FinboxSource,
-        BanqwareSource,
-        SetuSource,
+        *providers,
+        *(api for api in apis if isinstance(api, type) and issubclass(api, BaseModel)),
         SharedSecretAuth,
         HmacAuth,
         JwsAuth,
@@ -388,9 +388,6 @@ def _option_names() -> set[str]:
         IpAllowlistAuth,
         AllOfAuth,
         PollSchedule,
-        FinboxApi,
-        SetuApi,
-        BanqwareApi,
         RateLimit,
         GrpcTls,
         ClientConfig,

@@ -1,0 +1,61 @@
+"""The reasons a request (or one name of it) fails, in the gateway's own words.
+
+Handlers and pollers raise ``ApiError(reason, message)``; the transports turn it into
+their own shape in one place each (``rpc.errors`` for gRPC: the status code and a
+``google.rpc.Status`` with an ``ErrorInfo`` carrying ``reason``). The reason strings
+are part of the API: clients switch on them.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Reason(enum.StrEnum):
+    # The request itself.
+    INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    INVALID_NAME = "INVALID_NAME"
+    INVALID_CONDITION = "INVALID_CONDITION"
+    TOO_MANY_NAMES = "TOO_MANY_NAMES"
+    # Who asks.
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    SOURCE_NOT_PERMITTED = "SOURCE_NOT_PERMITTED"
+    TOO_MANY_STREAMS = "TOO_MANY_STREAMS"
+    # What the gateway knows.
+    SOURCE_NOT_FOUND = "SOURCE_NOT_FOUND"
+    STATUS_NOT_FOUND = "STATUS_NOT_FOUND"
+    # The gateway's own state.
+    STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
+    SHUTTING_DOWN = "SHUTTING_DOWN"
+    NOT_IMPLEMENTED = "NOT_IMPLEMENTED"
+    WAIT_TIMEOUT = "WAIT_TIMEOUT"
+    # Polling one name (PollResult.error).
+    POLLING_NOT_CONFIGURED = "POLLING_NOT_CONFIGURED"
+    POLLING_NOT_SUPPORTED = "POLLING_NOT_SUPPORTED"
+    NOT_IN_ANSWER = "NOT_IN_ANSWER"
+    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
+    POLL_FAILED = "POLL_FAILED"
+    # What the provider's API did.
+    UPSTREAM_NOT_FOUND = "UPSTREAM_NOT_FOUND"
+    UPSTREAM_AUTH_FAILED = "UPSTREAM_AUTH_FAILED"
+    UPSTREAM_BAD_REQUEST = "UPSTREAM_BAD_REQUEST"
+    UPSTREAM_REJECTED = "UPSTREAM_REJECTED"
+    UPSTREAM_UNAVAILABLE = "UPSTREAM_UNAVAILABLE"
+    UPSTREAM_RATE_LIMITED = "UPSTREAM_RATE_LIMITED"
+    UPSTREAM_TIMEOUT = "UPSTREAM_TIMEOUT"
+    UPSTREAM_BAD_RESPONSE = "UPSTREAM_BAD_RESPONSE"
+    UPSTREAM_ANSWER_INVALID = "UPSTREAM_ANSWER_INVALID"
+
+
+class ApiError(Exception):
+    """A failure a client can act on: a reason from ``Reason`` and a message that says
+    what went wrong where (never a secret: messages quote provider answers only)."""
+
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"ApiError({self.reason}, {self.message!r})"

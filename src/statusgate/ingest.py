@@ -1,0 +1,153 @@
+"""The one write path: normalize → ``Delivery`` → store → hub.
+
+The front door, polls, the reconciler and replays all write through ``Ingest``, so every
+change is ordered by the same rules (``core.apply``, run by the store inside its
+transaction), gets exactly one event, and reaches every Watch stream.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from statusgate.config import SourceConfig
+from statusgate.core.deliveries import Delivery, DeliveryVerdict
+from statusgate.core.hub import Hub
+from statusgate.core.names import InvalidNameError
+from statusgate.providers.base import InvalidPayloadError, UnknownShapeError, WebhookAdapter
+from statusgate.providers.registry import Registry
+from statusgate.store.base import (
+    IngestRequest,
+    IngestResult,
+    PollIngest,
+    ReplayIngest,
+    Store,
+    WebhookIngest,
+)
+from statusgate.v1.status_pb2 import Status
+
+log = logging.getLogger(__name__)
+
+# Headers kept with a delivery for inspection. An allowlist, so that credentials
+# (authorization, x-secret-key, cookies) can never be stored by accident.
+KEPT_HEADERS = (
+    "content-type",
+    "user-agent",
+    "webhook-id",
+    "webhook-timestamp",
+    "x-jws-signature",
+    "x-request-id",
+    "x-forwarded-for",
+)
+
+
+def new_delivery_id() -> str:
+    """Time-ordered (microseconds) then random: sorts by arrival, never collides."""
+    return f"{time.time_ns() // 1000:014x}{secrets.token_hex(6)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Normalized:
+    """What today's adapter makes of a body: the verdict, the canonical updates (in
+    apply order) and, when it did not map, why."""
+
+    verdict: DeliveryVerdict
+    updates: list[Status] = field(default_factory=list)
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    """A body run through the write path: how it was judged and what it changed."""
+
+    normalized: Normalized
+    result: IngestResult
+
+
+def normalize_body(adapter: WebhookAdapter, source: SourceConfig, body: bytes) -> Normalized:
+    """A raw webhook body, judged by the source's adapter. Shared by the front door and
+    replay, so a replayed delivery is judged exactly as a new one would be today."""
+    try:
+        payload: Any = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        return Normalized(DeliveryVerdict.REJECTED, detail=f"the body is not JSON: {error}")
+    if not isinstance(payload, dict):
+        kind = type(payload).__name__
+        return Normalized(
+            DeliveryVerdict.REJECTED, detail=f"the body is JSON but not an object ({kind})"
+        )
+    try:
+        updates = adapter.normalize(source, payload)
+    except UnknownShapeError as error:
+        return Normalized(DeliveryVerdict.UNMAPPED, detail=str(error))
+    except (InvalidPayloadError, InvalidNameError) as error:
+        return Normalized(DeliveryVerdict.REJECTED, detail=str(error))
+    except Exception:
+        # An adapter bug must not lose the delivery: keep it unmapped, so a replay after
+        # the fix recovers it, and make noise.
+        log.exception("adapter %s failed on a delivery for %s", source.provider, source.id)
+        return Normalized(
+            DeliveryVerdict.UNMAPPED, detail="internal mapping error; kept for replay"
+        )
+    return Normalized(DeliveryVerdict.MAPPED, updates)
+
+
+class Ingest:
+    def __init__(self, store: Store, hub: Hub, registry: Registry) -> None:
+        self.store = store
+        self.hub = hub
+        self._registry = registry
+
+    def normalize(self, source: SourceConfig, body: bytes) -> Normalized:
+        return normalize_body(self._registry.for_source(source).adapter, source, body)
+
+    async def webhook(
+        self,
+        source: SourceConfig,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        delivery_id: str,
+        received_at: datetime,
+    ) -> Ingested:
+        """Keep the delivery and apply what it maps to, in one transaction; returns
+        once both are durable. Raises StoreUnavailableError."""
+        normalized = self.normalize(source, body)
+        delivery = Delivery(
+            id=delivery_id,
+            source=source.id,
+            received_at=received_at,
+            body=body,
+            headers={k: headers[k] for k in KEPT_HEADERS if k in headers},
+            verdict=normalized.verdict,
+            detail=normalized.detail,
+        )
+        result = await self._commit(WebhookIngest(delivery, normalized.updates))
+        return Ingested(normalized, result)
+
+    async def poll(
+        self, updates: Sequence[Status], *, received_at: datetime, by_reconciler: bool = False
+    ) -> IngestResult:
+        """Apply what a poll of a provider's API learned."""
+        return await self._commit(PollIngest(updates, received_at, by_reconciler))
+
+    async def replay(self, source: SourceConfig, delivery: Delivery) -> Ingested:
+        """Run a stored delivery through today's adapter; what it maps to now is applied
+        with origin REPLAY (the ordering rules still hold) and its events point at it.
+        Nothing is written when it still does not map."""
+        normalized = self.normalize(source, delivery.body)
+        if normalized.verdict is not DeliveryVerdict.MAPPED:
+            return Ingested(normalized, IngestResult(delivery_id=delivery.id))
+        result = await self._commit(ReplayIngest(delivery.id, normalized.updates))
+        return Ingested(normalized, result)
+
+    async def _commit(self, request: IngestRequest) -> IngestResult:
+        result = await self.store.ingest(request)
+        self.hub.offer(result.events)
+        return result

@@ -1,0 +1,117 @@
+"""What a provider package exports: one ``ProviderSpec``, and nothing else is needed.
+
+The registry is a list of specs. The config union, the default sources of a gateway
+started with no config, ``check-config``, ``register-webhook``, the front door's
+sub-paths and answers, and the shared contract tests are all derived from it, so a new
+provider is its package and one registry line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from statusgate.config import SourceConfig
+from statusgate.providers.base import WebhookAdapter
+from statusgate.providers.polling import Poller
+from statusgate.upstream.http import Sleep
+
+
+class PollerFactory(Protocol):
+    def __call__(self, source: Any, *, sleep: Sleep = asyncio.sleep) -> Poller:
+        """The source's poller (with its API client). Reads its secrets and files now:
+        an unset variable or an unusable file raises ValueError, so start-up fails."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ManualRegistration:
+    """The provider has no API to register a webhook URL: where a person sets it."""
+
+    # "{url}" stands for the URL to register.
+    instructions: str
+
+    def describe(self, url: str) -> str:
+        return self.instructions.format(url=url)
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationStep:
+    """One registration call's outcome (FinBox registers two flows, for example)."""
+
+    label: str
+    ok: bool
+    detail: str
+
+
+class RegistrationError(Exception):
+    """Registration could not be attempted (its credentials are not configured); the
+    message says which settings to fill in."""
+
+
+# Register ``url`` with the provider of ``source`` through its API.
+ApiRegistration = Callable[[Any, str], Awaitable[list[RegistrationStep]]]
+WebhookRegistration = ManualRegistration | ApiRegistration
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookReply:
+    """An answer of the front door, before it is encoded: the status and the gateway's
+    own JSON document (``{"delivery_id", "events"}`` or ``{"error": {"code",
+    "message"}}``)."""
+
+    status: int
+    document: Mapping[str, Any]
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedReply:
+    status: int
+    body: bytes
+    headers: Mapping[str, str]
+
+
+class Acknowledgement(Protocol):
+    """How a provider expects to be answered. ``request_body`` is the raw body of the
+    request being answered (None when it was refused before its body was read)."""
+
+    def encode(self, request_body: bytes | None, reply: WebhookReply) -> EncodedReply: ...
+
+
+class JsonAcknowledgement:
+    """The gateway's own JSON answer, which every provider but a ReBIT AA accepts."""
+
+    def encode(self, request_body: bytes | None, reply: WebhookReply) -> EncodedReply:
+        body = json.dumps(reply.document, separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json", **reply.headers}
+        return EncodedReply(reply.status, body, headers)
+
+
+JSON_ACKNOWLEDGEMENT = JsonAcknowledgement()
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    # The ``provider`` key of a source's config: "finbox".
+    name: str
+    # How people write it: "FinBox".
+    label: str
+    # The pydantic model of a source of this provider; its ``provider`` field is
+    # ``Literal[name]`` (the config union is discriminated on it).
+    source_model: type[SourceConfig]
+    adapter: WebhookAdapter
+    poller: PollerFactory
+    registration: WebhookRegistration
+    # Golden payloads with their expected statuses, run by the shared contract tests.
+    fixtures: Path
+    # The id of the source a gateway with no config file gets (None: none).
+    default_source: str | None = None
+    # The paths under ``POST /webhooks/{source}`` the provider posts to, "" being that
+    # URL itself (a ReBIT AA appends ``Consent/Notification``); every other one is 404.
+    webhook_paths: frozenset[str] = frozenset({""})
+    acknowledgement: Acknowledgement = JSON_ACKNOWLEDGEMENT
