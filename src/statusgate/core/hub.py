@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from typing import Protocol
 
 from statusgate.v1.status_pb2 import StatusEvent
@@ -139,7 +139,9 @@ class Hub:
 
     # --- output ----------------------------------------------------------------------
 
-    async def subscribe(self, after_sequence: int | None) -> AsyncIterator[list[StatusEvent]]:
+    async def subscribe(
+        self, after_sequence: int | None
+    ) -> AsyncGenerator[list[StatusEvent], None]:
         """Batches of events with sequence > after_sequence (None: only new ones), in
         order and without gaps. An empty batch means "caught up with the live tail" and
         is yielded once, when the replay first reaches it."""

@@ -211,7 +211,7 @@ class StatusService:
             )
         finally:
             self._access.close_watch(caller)
-            await subscription.aclose()  # type: ignore[attr-defined]
+            await subscription.aclose()
 
     async def PollStatuses(
         self, request: pb.PollStatusesRequest, context: Context

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from statusgate.core.hub import Hub
 from statusgate.poll.service import PollService, unchanged_for
@@ -65,11 +65,11 @@ async def wait_for(
             await asyncio.gather(*helpers, return_exceptions=True)
     finally:
         with contextlib.suppress(Exception):
-            await subscription.aclose()  # type: ignore[attr-defined]
+            await subscription.aclose()
 
 
 async def _follow(
-    subscription: AsyncIterator[list[pb.StatusEvent]],
+    subscription: AsyncGenerator[list[pb.StatusEvent], None],
     name: str,
     condition: pb.WaitCondition,
     found: asyncio.Future[pb.Status],
