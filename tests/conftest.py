@@ -41,9 +41,22 @@ class RunningGateway:
             return response.status, await response.json(content_type=None)
 
 
-def gateway_settings(tmp_path: Path, **overrides: Any) -> Settings:
+def gateway_settings(
+    tmp_path: Path, *, registry: Registry = PROVIDERS, **overrides: Any
+) -> Settings:
+    """Settings on port 0 with a fresh SQLite store; with a registry of extra providers,
+    one source of each of them (named ``<provider>-eu``) joins the default sources."""
+    extra = {
+        f"{name}-eu": {"provider": name}
+        for name in registry.provider_names
+        if name not in PROVIDERS.provider_names
+    }
+    if extra and "sources" not in overrides:
+        defaults = {sid: {"provider": p} for sid, p in registry.default_sources.items()}
+        overrides["sources"] = {**defaults, **extra}
     return load_settings(
         None,
+        registry=registry,
         http="127.0.0.1:0",
         grpc="127.0.0.1:0",
         store=f"sqlite:///{tmp_path / 'statusgate.db'}",

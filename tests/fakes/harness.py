@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,49 +86,76 @@ class Harness:
     sleeps: list[float]
 
 
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass
+class _Started:
+    fake: FakeServer
+    source: Any
+    name: str
+    endpoints: tuple[str, ...]
+    envelope: Callable[[int, str, str], dict[str, Any]]
+
+
+async def _finbox(api: dict[str, Any]) -> _Started:
+    fake = finbox.FakeFinbox()
+    await fake.start()
+    fake.uploaded("s1", ("a1", "COMPLETED"))
+    fake.processing("s1")
+    source = FinboxSource(id="fb", provider="finbox", api=finbox_api(fake, **api))
+    return _Started(
+        fake, source, "sources/fb/sessions/s1", ("upload_status", "progress"), finbox.envelope
+    )
+
+
+async def _setu(api: dict[str, Any]) -> _Started:
+    fake = setu.FakeSetu()
+    await fake.start()
+    fake.consent("c1", "ACTIVE", ("ds1", "COMPLETED"))
+    source = SetuSource(id="st", provider="setu", api=setu_api(fake, **api))
+    return _Started(
+        fake, source, "sources/st/consents/c1", ("consent", "consent_sessions"), setu.envelope
+    )
+
+
+async def _banqware(api: dict[str, Any]) -> _Started:
+    fake = banqware.FakeBanqware()
+    await fake.start()
+    fake.session("b1", "Accounts", "InProgress", count="2/3")
+    source = BanqwareSource(id="bq", provider="banqware", api=banqware_api(fake, **api))
+    return _Started(
+        fake, source, "sources/bq/sessions/b1", ("status", "details"), banqware.envelope
+    )
+
+
+# Provider name -> its fake API with one subject to poll. Every registered provider has
+# one (tests/providers/test_client_failures.py checks), so the failure table covers it.
+FAKES: dict[str, Callable[[dict[str, Any]], Awaitable[_Started]]] = {
+    "finbox": _finbox,
+    "setu": _setu,
+    "banqware": _banqware,
+}
+
+
 async def start_harness(provider: str, **api: Any) -> Harness:
     sleeps: list[float] = []
 
     async def sleep(seconds: float) -> None:
         sleeps.append(seconds)  # recorded, not waited: Retry-After: 3600 costs nothing
 
-    fake: FakeServer
-    if provider == "finbox":
-        fb = finbox.FakeFinbox()
-        await fb.start()
-        fb.uploaded("s1", ("a1", "COMPLETED"))
-        fb.processing("s1")
-        source: Any = FinboxSource(id="fb", provider="finbox", api=finbox_api(fb, **api))
-        fake, name, endpoints, envelope = (
-            fb,
-            "sources/fb/sessions/s1",
-            ("upload_status", "progress"),
-            finbox.envelope,
-        )
-    elif provider == "setu":
-        st = setu.FakeSetu()
-        await st.start()
-        st.consent("c1", "ACTIVE", ("ds1", "COMPLETED"))
-        source = SetuSource(id="st", provider="setu", api=setu_api(st, **api))
-        fake, name, endpoints, envelope = (
-            st,
-            "sources/st/consents/c1",
-            ("consent", "consent_sessions"),
-            setu.envelope,
-        )
-    else:
-        bq = banqware.FakeBanqware()
-        await bq.start()
-        bq.session("b1", "Accounts", "InProgress", count="2/3")
-        source = BanqwareSource(id="bq", provider="banqware", api=banqware_api(bq, **api))
-        fake, name, endpoints, envelope = (
-            bq,
-            "sources/bq/sessions/b1",
-            ("status", "details"),
-            banqware.envelope,
-        )
+    started = await FAKES[provider](api)
+    source = started.source
     poller = PROVIDERS.build_pollers({source.id: source}, sleep=sleep)[source.id]
-    return Harness(provider, fake, poller, parse_name(name), endpoints, envelope, sleeps)
+    return Harness(
+        provider,
+        started.fake,
+        poller,
+        parse_name(started.name),
+        started.endpoints,
+        started.envelope,
+        sleeps,
+    )
 
 
 async def stop_harness(harness: Harness) -> None:

@@ -8,15 +8,14 @@ from collections.abc import AsyncIterator
 import pytest
 
 from statusgate.core.errors import ApiError
+from statusgate.providers.registry import PROVIDERS
 from statusgate.rpc.errors import code_of
 from statusgate.upstream.http import CallScope
 from tests.fakes.cases import CASES, Case
-from tests.fakes.harness import FAST_API, Harness, set_env, start_harness, stop_harness
-
-PROVIDERS = ["finbox", "setu", "banqware"]
+from tests.fakes.harness import FAKES, FAST_API, Harness, set_env, start_harness, stop_harness
 
 
-@pytest.fixture(params=PROVIDERS)
+@pytest.fixture(params=PROVIDERS.provider_names)
 def provider(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     set_env(monkeypatch)
     return str(request.param)
@@ -73,3 +72,7 @@ async def test_failure_case(harness: Harness, case: Case) -> None:
     # Our count of upstream calls is what the server saw (aiohttp repeats a request on a
     # dropped keep-alive connection once by itself, unseen by us).
     assert scope.calls == sent if case.calls != "all+" else scope.calls <= sent
+
+
+def test_every_provider_has_a_fake_api() -> None:
+    assert set(FAKES) == set(PROVIDERS.provider_names)

@@ -26,7 +26,6 @@ from statusgate.web.auth import (
     VerifiableRequest,
     WebhookVerifier,
     build_verifier,
-    build_verifiers,
 )
 
 BODY = b'{"type":"CONSENT_STATUS_UPDATE","consentId":"c-1","data":{"status":"ACTIVE"}}'
@@ -670,30 +669,3 @@ def test_all_of_build_locates_member_problems() -> None:
 
 
 # --- every source at once ----------------------------------------------------------------------
-
-
-def test_build_verifiers_reports_all_sources(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("FINBOX_SECRET", "s")
-    sources = {
-        sid: _SOURCE.validate_python({"id": sid, **cfg})
-        for sid, cfg in {
-            "finbox-main": {
-                "provider": "finbox",
-                "auth": {"method": "shared_secret", "secret_env": "FINBOX_SECRET"},
-            },
-            "setu": {"provider": "setu", "auth": {"method": "hmac", "secret_envs": ["UNSET_A"]}},
-            "banqware": {
-                "provider": "banqware",
-                "auth": {"method": "basic", "username": "u", "password_env": "UNSET_B"},
-            },
-        }.items()
-    }
-    with pytest.raises(SetupError) as info:
-        build_verifiers(sources)
-    assert str(info.value).splitlines() == [
-        "sources.setu.auth.secret_envs.0: environment variable UNSET_A is not set",
-        "sources.banqware.auth.password_env: environment variable UNSET_B is not set",
-    ]
-    monkeypatch.setenv("UNSET_A", "a")
-    monkeypatch.setenv("UNSET_B", "b")
-    assert set(build_verifiers(sources)) == {"finbox-main", "setu", "banqware"}

@@ -20,7 +20,7 @@ class NoAuth(StrictModel):
 
 
 class SharedSecretAuth(StrictModel):
-    """A static header whose value the client chose, e.g. FinBox's ``x-secret-key``."""
+    """A static header whose value the client chose (``x-secret-key`` by default)."""
 
     method: Literal["shared_secret"]
     header: HeaderName = "x-secret-key"
@@ -39,7 +39,7 @@ class HmacAuth(StrictModel):
 
 
 class JwsAuth(StrictModel):
-    """Detached JWS (RS256) in ``x-jws-signature``, as ReBIT specifies for Setu."""
+    """Detached JWS (RS256) in ``x-jws-signature``, as the ReBIT AA standard specifies."""
 
     method: Literal["jws"]
     # The provider's PEM public key(s) or certificate(s); several for rotation.

@@ -324,7 +324,7 @@ def validation_problems(exc: ValidationError, providers: tuple[str, ...]) -> lis
 
 def _clean_loc(loc: tuple[int | str, ...], providers: tuple[str, ...]) -> tuple[int | str, ...]:
     """Drop the union tags pydantic inserts after a discriminated-union slot
-    (``sources.x.finbox.auth.shared_secret.secret_env``), which are not keys a user
+    (``sources.x.<provider>.auth.shared_secret.secret_env``), which are not keys a user
     wrote."""
     out: list[int | str] = []
     for part in loc:

@@ -43,7 +43,7 @@ def apply(current: Status | None, update: Status) -> Status | None:
 
 
 def _supersedes_open_failure(current: Status, update: Status) -> bool:
-    """A failure its flow left open (a FinBox entity's failed attempt: the user may try
+    """A failure its flow left open (an entity's failed attempt: the user may try
     again) is superseded by the outcome of the next attempt at the same stage."""
     return (
         current.state in FAILURE_STATES

@@ -50,7 +50,7 @@ def is_terminal(
     """Rule 3: a failure state, or success at the final stage of the subject's flow.
 
     ``final_stage`` is None for subjects whose success never ends them (a consent, a
-    FinBox entity that can take more statements).
+    entity that can take more statements).
     """
     if kind == Kind.KIND_CONSENT:
         return state in CONSENT_TERMINAL_STATES

@@ -1,5 +1,5 @@
 """The reconciler: polls quiet, non-terminal subjects, because providers lose webhooks
-(Setu does not retry at all, FinBox documents polling as the backup).
+(some never retry a webhook; others document polling as the backup).
 
 One task per gateway. Every tick, for each source whose schedule is enabled and whose
 API is configured (and whose circuit breaker is not open), it leases a batch of due
@@ -156,7 +156,8 @@ class Reconciler:
         schedule = source.poll
         error = outcome.error
         if error is not None and error.reason == Reason.POLLING_NOT_SUPPORTED:
-            # No endpoint describes it (a banqware payment): not worth asking again.
+            # No endpoint describes it (a payment with callbacks only): not worth
+            # asking again.
             return claim.attempts, schedule.max_age_seconds
         if outcome.changed:
             # News: the backoff starts over (and the subject is not quiet again before

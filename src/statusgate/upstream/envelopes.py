@@ -1,7 +1,7 @@
 """Provider error answers, whatever their shape, turned into one clear per-name error.
 
-The envelopes of PROVIDERS.md: FinBox ``{"error": {"code", "message"}}`` and the older
-``{"detail": "..."}``; Setu ``{"errorCode", "errorMsg", "traceId"}``; banqware
+The envelopes providers document: ``{"error": {"code", "message"}}`` and the older
+``{"detail": "..."}``; ``{"errorCode", "errorMsg", "traceId"}``;
 ``{"errorCode": 404, "errorMessage"}``, ``{"success": false, "data"|"message": ...}``;
 and what any of them may send instead: an empty body, an HTML error page, truncated
 JSON. The HTTP status decides the gRPC code; the body only adds the provider's words.
@@ -56,9 +56,9 @@ def describe_json(data: Any) -> tuple[str, str]:
     if not isinstance(data, dict):
         return "", _clean(json.dumps(data))
     error = data.get("error")
-    if isinstance(error, dict):  # FinBox
+    if isinstance(error, dict):  # {"error": {"code", "message"}}
         return _text(error.get("code")), _text(error.get("message"))
-    code = _text(data.get("errorCode") or data.get("code"))  # Setu, banqware
+    code = _text(data.get("errorCode") or data.get("code"))
     for key in ("errorMsg", "errorMessage", "message", "detail", "error", "data"):
         message = _text(data.get(key))
         if message:

@@ -2,15 +2,16 @@
 
 The front door builds a ``VerifiableRequest`` from each inbound webhook and calls
 ``verifier.verify(request)``; ``AuthenticationError.reason`` is safe to log. Verifiers
-are built from the config by ``build_verifier``/``build_verifiers``, which read secrets
-from the environment and key files from disk *then*, so a missing variable or an
-unreadable key stops the gateway at start-up instead of failing every webhook later.
+are built from the config by ``build_verifier``, which reads secrets from the
+environment and key files from disk *then*, so a missing variable or an unreadable key
+stops the gateway at start-up instead of failing every webhook later.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from typing import assert_never
 
 from statusgate.config import (
     AllOfAuth,
@@ -22,7 +23,6 @@ from statusgate.config import (
     NoAuth,
     SetupError,
     SharedSecretAuth,
-    SourceConfig,
     read_secret,
 )
 from statusgate.web.auth.base import (
@@ -53,7 +53,6 @@ __all__ = [
     "VerifiableRequest",
     "WebhookVerifier",
     "build_verifier",
-    "build_verifiers",
 ]
 
 Clock = Callable[[], float]
@@ -63,40 +62,27 @@ def build_verifier(auth: AuthConfig, *, clock: Clock = time.time) -> WebhookVeri
     """The verifier for one source's ``auth`` table. Raises ``SetupError`` listing
     every problem (each unset variable, each unusable key file), located relative to
     the table. ``clock`` (unix seconds) is for the HMAC replay window."""
-    if isinstance(auth, NoAuth):
-        return NoAuthVerifier()
-    if isinstance(auth, SharedSecretAuth):
-        secret = _secret(auth.secret_env, "secret_env")
-        return SharedSecretVerifier(auth.header, secret.encode("utf-8"))
-    if isinstance(auth, BasicAuth):
-        password = _secret(auth.password_env, "password_env")
-        return BasicAuthVerifier(auth.username.encode("utf-8"), password.encode("utf-8"))
-    if isinstance(auth, HmacAuth):
-        return _hmac(auth, clock)
-    if isinstance(auth, JwsAuth):
-        return _jws(auth)
-    if isinstance(auth, IpAllowlistAuth):
-        return IpAllowlistVerifier(auth.networks, auth.trusted_proxy_header, auth.trusted_proxies)
-    if isinstance(auth, AllOfAuth):
-        return _all_of(auth, clock)
-    raise AssertionError(f"unhandled auth method {auth.method}")  # pragma: no cover
-
-
-def build_verifiers(
-    sources: Mapping[str, SourceConfig], *, clock: Clock = time.time
-) -> dict[str, WebhookVerifier]:
-    """Source id -> verifier for every source; one ``SetupError`` lists the
-    problems of all of them, located as ``sources.<id>.auth.<field>``."""
-    verifiers: dict[str, WebhookVerifier] = {}
-    problems: list[tuple[str, str]] = []
-    for source_id, source in sources.items():
-        try:
-            verifiers[source_id] = build_verifier(source.auth, clock=clock)
-        except SetupError as exc:
-            problems.extend(exc.located(f"sources.{source_id}.auth.").problems)
-    if problems:
-        raise SetupError(problems)
-    return verifiers
+    match auth:
+        case NoAuth():
+            return NoAuthVerifier()
+        case SharedSecretAuth():
+            secret = _secret(auth.secret_env, "secret_env")
+            return SharedSecretVerifier(auth.header, secret.encode("utf-8"))
+        case BasicAuth():
+            password = _secret(auth.password_env, "password_env")
+            return BasicAuthVerifier(auth.username.encode("utf-8"), password.encode("utf-8"))
+        case HmacAuth():
+            return _hmac(auth, clock)
+        case JwsAuth():
+            return _jws(auth)
+        case IpAllowlistAuth():
+            return IpAllowlistVerifier(
+                auth.networks, auth.trusted_proxy_header, auth.trusted_proxies
+            )
+        case AllOfAuth():
+            return _all_of(auth, clock)
+        case _:
+            assert_never(auth)
 
 
 def _secret(env_name: str, loc: str) -> str:

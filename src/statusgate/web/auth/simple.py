@@ -25,7 +25,7 @@ class NoAuthVerifier(VerifierBase):
 
 
 class SharedSecretVerifier(VerifierBase):
-    """A header whose value is a secret both sides know (FinBox's ``x-secret-key``)."""
+    """A header whose value is a secret both sides know (``x-secret-key``, say)."""
 
     method = "shared_secret"
 
