@@ -181,17 +181,8 @@ def case_id(rpc: str, name: str, down: frozenset[str]) -> str:
     return f"{rpc}-{'all' if down == EVERY_CALL else '+'.join(sorted(down))}"
 
 
-# Today ListStatusEvents asks the store whether an eventless subject exists outside
-# the guard, and answers UNKNOWN.
-UNGUARDED = pytest.mark.xfail(strict=True, reason="ListStatusEvents answers UNKNOWN")
-
-
 @pytest.mark.parametrize(
-    ("rpc", "name", "down"),
-    [
-        pytest.param(*case, id=case_id(*case), marks=[UNGUARDED] if case[1] == UNKNOWN else [])
-        for case in OUTAGES
-    ],
+    ("rpc", "name", "down"), [pytest.param(*case, id=case_id(*case)) for case in OUTAGES]
 )
 async def test_a_store_outage_is_unavailable_in_every_rpc(
     outage: Outage, rpc: str, name: str, down: frozenset[str]

@@ -1,9 +1,14 @@
 """The one place an ``ApiError`` becomes a gRPC error: its status code, and a
-``google.rpc.Status`` whose ``ErrorInfo`` carries the reason a client switches on."""
+``google.rpc.Status`` whose ``ErrorInfo`` carries the reason a client switches on.
+
+Handlers raise; ``rpc.handlers`` calls ``abort`` for every StatusService call, which is
+also where a store outage, raised from anywhere below a handler, becomes
+STORE_UNAVAILABLE.
+"""
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import Any, NoReturn, assert_never
 
 import grpc
 from google.protobuf import any_pb2
@@ -11,6 +16,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from statusgate.core.errors import ApiError, Reason
+from statusgate.store.base import StoreUnavailableError
 
 DOMAIN = "statusgate.v1"
 
@@ -61,13 +67,22 @@ def to_status(error: ApiError) -> status_pb2.Status:
     return rich_status(code_of(error), error.message, error.reason)
 
 
+def api_error(error: ApiError | StoreUnavailableError) -> ApiError:
+    match error:
+        case ApiError():
+            return error
+        case StoreUnavailableError():
+            # Its text may name the database's host or file: the client learns only
+            # that retrying later is the remedy.
+            return ApiError(Reason.STORE_UNAVAILABLE, "the store is unavailable")
+        case _:
+            assert_never(error)
+
+
 async def abort(
-    context: grpc.aio.ServicerContext[Any, Any],
-    code: grpc.StatusCode,
-    message: str,
-    reason: str,
+    context: grpc.aio.ServicerContext[Any, Any], error: ApiError | StoreUnavailableError
 ) -> NoReturn:
-    status = rpc_status.to_status(rich_status(code, message, reason))
+    status = rpc_status.to_status(to_status(api_error(error)))
     await context.abort(status.code, status.details, status.trailing_metadata)
     raise AssertionError("abort returned")  # pragma: no cover
 

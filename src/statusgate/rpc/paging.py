@@ -2,7 +2,7 @@
 
 A token carries where the next page starts and a fingerprint of the request it belongs
 to, so a token reused with a different filter is refused instead of silently skipping
-or repeating results.
+or repeating results. A bad page size or token is the client's INVALID_ARGUMENT.
 """
 
 from __future__ import annotations
@@ -10,21 +10,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from typing import Any
+from typing import TypeVar
 
 from google.protobuf.message import Message
 
+from statusgate.core.errors import ApiError, Reason
+
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
-
-
-class InvalidPageTokenError(ValueError):
-    pass
+# A page starts after a name (ListStatuses) or a sequence (ListStatusEvents).
+Position = TypeVar("Position", str, int)
 
 
 def page_size(requested: int) -> int:
     if requested < 0:
-        raise ValueError("page_size must not be negative")
+        raise ApiError(Reason.INVALID_ARGUMENT, "page_size must not be negative")
     return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
 
 
@@ -37,21 +37,30 @@ def fingerprint(request: Message) -> str:
     return hashlib.sha256(copy.SerializeToString(deterministic=True)).hexdigest()[:16]
 
 
-def encode(request: Message, position: Any) -> str:
+def encode(request: Message, position: str | int) -> str:
     raw = json.dumps({"p": position, "f": fingerprint(request)}, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode(request: Message, token: str) -> Any:
-    """The position a token points at; None for an empty token."""
+def decode(request: Message, token: str, start: Position) -> Position:
+    """The position a token points at; ``start`` for an empty token."""
     if not token:
-        return None
+        return start
     try:
         padded = token + "=" * (-len(token) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded))
         position, print_ = data["p"], data["f"]
-    except (ValueError, KeyError, TypeError) as error:
-        raise InvalidPageTokenError("page_token is not one this server issued") from error
+    except (ValueError, KeyError, TypeError):
+        raise _invalid("page_token is not one this server issued") from None
     if print_ != fingerprint(request):
-        raise InvalidPageTokenError("page_token belongs to a request with other parameters")
-    return position
+        raise _invalid("page_token belongs to a request with other parameters")
+    # Requests of two RPCs can serialize alike (a name in field 1), so the fingerprint
+    # alone does not tell a ListStatuses token from a ListStatusEvents one.
+    if type(position) is not type(start):
+        raise _invalid("page_token belongs to another kind of request")
+    found: Position = position
+    return found
+
+
+def _invalid(message: str) -> ApiError:
+    return ApiError(Reason.INVALID_ARGUMENT, message)

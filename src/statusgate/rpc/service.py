@@ -1,33 +1,34 @@
-"""StatusService: the read API, Watch streams and WaitStatus over the store and the hub."""
+"""StatusService: the read API, Watch streams and WaitStatus over the store and the hub.
+
+Handlers raise ``ApiError`` for whatever the client must hear, and let a store outage
+through; ``rpc.handlers`` turns both into the call's gRPC status.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Sequence
-from typing import Any, TypeVar
-
-import grpc
+from collections.abc import AsyncGenerator, Sequence
 
 from statusgate.config import Permission
+from statusgate.core.errors import ApiError, Reason
 from statusgate.core.filters import StatusQuery, matches, to_query, validate_filter
 from statusgate.core.hub import Hub
 from statusgate.core.names import InvalidNameError, parse_name, parse_source_parent
 from statusgate.poll.service import PollService
 from statusgate.rpc import paging
 from statusgate.rpc.access import ANONYMOUS, AccessControl, Principal
-from statusgate.rpc.errors import abort, to_status
+from statusgate.rpc.errors import to_status
+from statusgate.rpc.handlers import Context
 from statusgate.rpc.waiting import HubClosedError, wait_for
 from statusgate.rpc.wire import EventEncoder
-from statusgate.store.base import Store, StoreUnavailableError
+from statusgate.store.base import Store
 from statusgate.v1 import status_pb2 as pb
 
 MAX_BATCH_GET = 1000
 # Each name of a poll costs provider calls: batches stay small.
 MAX_POLL_NAMES = 100
-Context = grpc.aio.ServicerContext[Any, Any]
-T = TypeVar("T")
 
 
 # The generated servicer base is not used: rpc.server registers these methods itself, so
@@ -52,32 +53,22 @@ class StatusService:
         self._access = access if access is not None else AccessControl({})
 
     async def GetStatus(self, request: pb.GetStatusRequest, context: Context) -> pb.Status:
-        caller = await self._caller(context, "read")
-        await self._check_name(request.name, context, caller)
-        status = await self._guard(context, self._store.get_status(request.name))
+        caller = self._caller(context, "read")
+        self._check_name(request.name, caller)
+        status = await self._store.get_status(request.name)
         if status is None:
-            await abort(
-                context,
-                grpc.StatusCode.NOT_FOUND,
-                f"{request.name} is not known",
-                "STATUS_NOT_FOUND",
-            )
+            raise _not_found(request.name)
         return status
 
     async def BatchGetStatuses(
         self, request: pb.BatchGetStatusesRequest, context: Context
     ) -> pb.BatchGetStatusesResponse:
         if len(request.names) > MAX_BATCH_GET:
-            await abort(
-                context,
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"at most {MAX_BATCH_GET} names per call",
-                "TOO_MANY_NAMES",
-            )
-        caller = await self._caller(context, "read")
+            raise ApiError(Reason.TOO_MANY_NAMES, f"at most {MAX_BATCH_GET} names per call")
+        caller = self._caller(context, "read")
         for name in request.names:
-            await self._check_name(name, context, caller)
-        found = await self._guard(context, self._store.get_statuses(list(request.names)))
+            self._check_name(name, caller)
+        found = await self._store.get_statuses(list(request.names))
         return pb.BatchGetStatusesResponse(
             statuses=[found[n] for n in request.names if n in found],
             missing_names=[n for n in request.names if n not in found],
@@ -86,26 +77,24 @@ class StatusService:
     async def ListStatuses(
         self, request: pb.ListStatusesRequest, context: Context
     ) -> pb.ListStatusesResponse:
-        caller = await self._caller(context, "read")
+        caller = self._caller(context, "read")
         parent_source = parse_source_parent(request.parent)
-        if parent_source is not None and not caller.can_see(parent_source):
-            await self._deny(context, parent_source)
-        if request.parent and parent_source is None:
-            await self._check_name(request.parent, context, caller)
+        if parent_source is not None:
+            _check_scope(parent_source, caller)
+        elif request.parent:
+            self._check_name(request.parent, caller)
         try:
             validate_filter(request.filter)
-            limit = paging.page_size(request.page_size)
-            after = paging.decode(request, request.page_token) or ""
-            query, within = self._list_query(request)
-        except (InvalidNameError, ValueError) as error:
-            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(error), "INVALID_ARGUMENT")
+        except InvalidNameError as error:
+            raise ApiError(Reason.INVALID_ARGUMENT, str(error)) from None
+        limit = paging.page_size(request.page_size)
+        after = paging.decode(request, request.page_token, "")
+        query, within = self._list_query(request)
         query = _visible_to(caller, query)
         if query is None:
             return pb.ListStatusesResponse()
         # One extra row tells whether another page exists without a second query.
-        rows = await self._guard(
-            context, self._store.list_statuses(query, after_name=after, limit=limit + 1)
-        )
+        rows = await self._store.list_statuses(query, after_name=after, limit=limit + 1)
         more = len(rows) > limit
         page = rows[:limit]
         response = pb.ListStatusesResponse(statuses=[s for s in page if s.name != within])
@@ -114,6 +103,7 @@ class StatusService:
         return response
 
     def _list_query(self, request: pb.ListStatusesRequest) -> tuple[StatusQuery | None, str]:
+        """The query, and the subject the list is under (left out of the page)."""
         parent = request.parent
         status_filter = pb.StatusFilter()
         status_filter.CopyFrom(request.filter)
@@ -126,30 +116,18 @@ class StatusService:
             del status_filter.sources[:]
             status_filter.sources.append(source)
             return to_query(status_filter), ""
-        parse_name(parent)
         return to_query(status_filter, within=parent), parent
 
     async def ListStatusEvents(
         self, request: pb.ListStatusEventsRequest, context: Context
     ) -> pb.ListStatusEventsResponse:
-        caller = await self._caller(context, "read")
-        await self._check_name(request.name, context, caller)
-        try:
-            limit = paging.page_size(request.page_size)
-            after = int(paging.decode(request, request.page_token) or 0)
-        except ValueError as error:
-            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(error), "INVALID_ARGUMENT")
-        events = await self._guard(
-            context,
-            self._store.list_events(request.name, after_sequence=after, limit=limit + 1),
-        )
+        caller = self._caller(context, "read")
+        self._check_name(request.name, caller)
+        limit = paging.page_size(request.page_size)
+        after = paging.decode(request, request.page_token, 0)
+        events = await self._store.list_events(request.name, after_sequence=after, limit=limit + 1)
         if not events and not after and await self._store.get_status(request.name) is None:
-            await abort(
-                context,
-                grpc.StatusCode.NOT_FOUND,
-                f"{request.name} is not known",
-                "STATUS_NOT_FOUND",
-            )
+            raise _not_found(request.name)
         response = pb.ListStatusEventsResponse(events=events[:limit])
         if len(events) > limit:
             response.next_page_token = paging.encode(request, events[limit - 1].sequence)
@@ -157,20 +135,18 @@ class StatusService:
 
     async def WatchStatuses(
         self, request: pb.WatchStatusesRequest, context: Context
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """Serialized WatchStatusesResponses (see ``rpc.wire``)."""
-        caller = await self._caller(context, "read")
+        caller = self._caller(context, "read")
         try:
             validate_filter(request.filter)
         except InvalidNameError as error:
-            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(error), "INVALID_NAME")
+            raise ApiError(Reason.INVALID_NAME, str(error)) from None
         if not self._access.open_watch(caller):
-            await abort(
-                context,
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
+            raise ApiError(
+                Reason.TOO_MANY_STREAMS,
                 f"client {caller.client_id!r} already has its maximum of "
                 f"{caller.max_watch_streams} Watch streams",
-                "TOO_MANY_STREAMS",
             )
         after = request.after_sequence if request.HasField("after_sequence") else None
         status_filter = request.filter
@@ -196,18 +172,9 @@ class StatusService:
                     yield self._encoder.encode(events)
             # The hub only ends when the gateway shuts down; say so, so the client
             # resumes elsewhere instead of taking the end of the stream as final.
-            await abort(
-                context,
-                grpc.StatusCode.UNAVAILABLE,
+            raise ApiError(
+                Reason.SHUTTING_DOWN,
                 "the gateway is shutting down; resume from the last sequence received",
-                "SHUTTING_DOWN",
-            )
-        except StoreUnavailableError:
-            await abort(
-                context,
-                grpc.StatusCode.UNAVAILABLE,
-                "the store is unavailable; resume from the last sequence received",
-                "STORE_UNAVAILABLE",
             )
         finally:
             self._access.close_watch(caller)
@@ -219,36 +186,19 @@ class StatusService:
         """Every name gets its own result: a malformed name, an unknown source or a
         provider failure is that name's ``error`` and never fails the others. Only names
         outside the caller's sources fail the call, as everywhere else."""
-        caller = await self._caller(context, "poll")
+        caller = self._caller(context, "poll")
         for name in request.names:
             with contextlib.suppress(InvalidNameError):
-                source = parse_name(name).source
-                if not caller.can_see(source):
-                    await self._deny(context, source)
+                _check_scope(parse_name(name).source, caller)
         if self._poller is None:
-            await abort(
-                context,
-                grpc.StatusCode.UNIMPLEMENTED,
-                "polling is not available in this gateway",
-                "NOT_IMPLEMENTED",
-            )
+            raise ApiError(Reason.NOT_IMPLEMENTED, "polling is not available in this gateway")
         if len(request.names) > MAX_POLL_NAMES:
-            await abort(
-                context,
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"at most {MAX_POLL_NAMES} names per call",
-                "TOO_MANY_NAMES",
-            )
+            raise ApiError(Reason.TOO_MANY_NAMES, f"at most {MAX_POLL_NAMES} names per call")
         max_staleness = 0.0
         if request.HasField("max_staleness"):
             max_staleness = request.max_staleness.ToTimedelta().total_seconds()
             if max_staleness < 0:
-                await abort(
-                    context,
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    "max_staleness must not be negative",
-                    "INVALID_ARGUMENT",
-                )
+                raise ApiError(Reason.INVALID_ARGUMENT, "max_staleness must not be negative")
         outcomes = await self._poller.poll_many(
             list(request.names), within=context.time_remaining(), max_staleness=max_staleness
         )
@@ -262,14 +212,11 @@ class StatusService:
         return response
 
     async def WaitStatus(self, request: pb.WaitStatusRequest, context: Context) -> pb.Status:
-        caller = await self._caller(context, "read")
-        await self._check_name(request.name, context, caller)
+        caller = self._caller(context, "read")
+        self._check_name(request.name, caller)
         if request.condition.WhichOneof("condition") is None:
-            await abort(
-                context,
-                grpc.StatusCode.INVALID_ARGUMENT,
-                "condition must be terminal, ready_to_fetch or states",
-                "INVALID_CONDITION",
+            raise ApiError(
+                Reason.INVALID_CONDITION, "condition must be terminal, ready_to_fetch or states"
             )
         try:
             async with asyncio.timeout(context.time_remaining()):
@@ -281,84 +228,48 @@ class StatusService:
                     poller=self._poller,
                 )
         except TimeoutError:
-            await abort(
-                context,
-                grpc.StatusCode.DEADLINE_EXCEEDED,
-                f"{request.name} did not reach the condition in time",
-                "WAIT_TIMEOUT",
-            )
+            raise ApiError(
+                Reason.WAIT_TIMEOUT, f"{request.name} did not reach the condition in time"
+            ) from None
         except HubClosedError:
-            await abort(
-                context,
-                grpc.StatusCode.UNAVAILABLE,
-                "the gateway is shutting down",
-                "SHUTTING_DOWN",
-            )
-        except StoreUnavailableError:
-            await abort(
-                context,
-                grpc.StatusCode.UNAVAILABLE,
-                "the store is unavailable",
-                "STORE_UNAVAILABLE",
-            )
+            raise ApiError(Reason.SHUTTING_DOWN, "the gateway is shutting down") from None
 
     # --- helpers ---------------------------------------------------------------------
 
-    async def _caller(self, context: Context, permission: Permission) -> Principal:
+    def _caller(self, context: Context, permission: Permission) -> Principal:
         if self._access.open:
             return ANONYMOUS
         caller = self._access.authenticate(context.invocation_metadata())
         if caller is None:
-            await abort(
-                context,
-                grpc.StatusCode.UNAUTHENTICATED,
-                "a valid 'authorization: Bearer <token>' is required",
-                "UNAUTHENTICATED",
+            raise ApiError(
+                Reason.UNAUTHENTICATED, "a valid 'authorization: Bearer <token>' is required"
             )
         if not caller.may(permission):
-            await abort(
-                context,
-                grpc.StatusCode.PERMISSION_DENIED,
+            raise ApiError(
+                Reason.PERMISSION_DENIED,
                 f"client {caller.client_id!r} lacks the {permission!r} permission",
-                "PERMISSION_DENIED",
             )
         return caller
 
-    async def _deny(self, context: Context, source: str) -> None:
-        await abort(
-            context,
-            grpc.StatusCode.PERMISSION_DENIED,
-            f"this client may not see source {source!r}",
-            "SOURCE_NOT_PERMITTED",
-        )
-
-    async def _check_name(self, name: str, context: Context, caller: Principal) -> None:
+    def _check_name(self, name: str, caller: Principal) -> None:
         try:
-            parsed = parse_name(name)
+            source = parse_name(name).source
         except InvalidNameError as error:
-            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(error), "INVALID_NAME")
+            raise ApiError(Reason.INVALID_NAME, str(error)) from None
         # Scope first: a client learns nothing about sources it may not see, not even
         # whether they are configured.
-        if not caller.can_see(parsed.source):
-            await self._deny(context, parsed.source)
-        if parsed.source not in self._sources:
-            await abort(
-                context,
-                grpc.StatusCode.NOT_FOUND,
-                f"source {parsed.source!r} is not configured",
-                "SOURCE_NOT_FOUND",
-            )
+        _check_scope(source, caller)
+        if source not in self._sources:
+            raise ApiError(Reason.SOURCE_NOT_FOUND, f"source {source!r} is not configured")
 
-    async def _guard(self, context: Context, call: Awaitable[T]) -> T:
-        try:
-            return await call
-        except StoreUnavailableError:
-            await abort(
-                context,
-                grpc.StatusCode.UNAVAILABLE,
-                "the store is unavailable",
-                "STORE_UNAVAILABLE",
-            )
+
+def _check_scope(source: str, caller: Principal) -> None:
+    if not caller.can_see(source):
+        raise ApiError(Reason.SOURCE_NOT_PERMITTED, f"this client may not see source {source!r}")
+
+
+def _not_found(name: str) -> ApiError:
+    return ApiError(Reason.STATUS_NOT_FOUND, f"{name} is not known")
 
 
 def _visible_to(caller: Principal, query: StatusQuery | None) -> StatusQuery | None:
