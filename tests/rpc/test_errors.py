@@ -16,10 +16,11 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 
 from statusgate.app import load_settings
+from statusgate.rpc.access import PERMISSIONS
 from statusgate.rpc.server import RpcServer
 from statusgate.rpc.service import StatusService
 from statusgate.v1 import status_pb2 as pb
-from statusgate.v1 import status_service_pb2_grpc
+from statusgate.v1 import status_service_pb2, status_service_pb2_grpc
 from tests.conftest import RunningGateway, start_gateway, stop_gateway
 from tests.payloads import finbox_expiry, finbox_upload
 
@@ -389,3 +390,11 @@ async def test_poll_statuses_without_a_poller_is_unimplemented(gw: RunningGatewa
             assert await failure(polled) == (grpc.StatusCode.UNIMPLEMENTED, "NOT_IMPLEMENTED")
     finally:
         await server.stop(0)
+
+
+def test_every_rpc_has_exactly_one_permission() -> None:
+    methods = status_service_pb2.DESCRIPTOR.services_by_name["StatusService"].methods
+    assert set(PERMISSIONS) == {m.name for m in methods}
+    assert {rpc for rpc, permission in PERMISSIONS.items() if permission != "read"} == {
+        "PollStatuses"
+    }

@@ -4,6 +4,10 @@ Tokens are configured as SHA-256 hashes; a presented token is hashed and looked 
 the configuration never holds a usable credential and the lookup's timing says nothing
 about any token. With no clients configured the API is open, which the config allows
 only on a loopback listener.
+
+``PERMISSIONS`` says what each RPC needs; ``rpc.handlers`` admits the caller against it
+before any handler runs. Health and reflection are not StatusService methods and stay
+open.
 """
 
 from __future__ import annotations
@@ -14,8 +18,21 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from statusgate.config import ClientConfig, Permission
+from statusgate.core.errors import ApiError, Reason
 
 ALL_SOURCES = "*"
+
+# Every StatusService method, by name; rpc.server cannot register a method missing here,
+# so a new RPC is never served without deciding who may call it. ("admin" grants all.)
+PERMISSIONS: Mapping[str, Permission] = {
+    "GetStatus": "read",
+    "BatchGetStatuses": "read",
+    "ListStatuses": "read",
+    "ListStatusEvents": "read",
+    "WatchStatuses": "read",
+    "WaitStatus": "read",
+    "PollStatuses": "poll",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +81,22 @@ class AccessControl:
                     digest = hashlib.sha256(token.strip().encode()).hexdigest()
                     return self._by_token_hash.get(digest)
         return None
+
+    def admit(
+        self, metadata: Iterable[tuple[str, str | bytes]] | None, permission: Permission
+    ) -> Principal:
+        """The caller, when its token is known and grants ``permission``."""
+        caller = self.authenticate(metadata)
+        if caller is None:
+            raise ApiError(
+                Reason.UNAUTHENTICATED, "a valid 'authorization: Bearer <token>' is required"
+            )
+        if not caller.may(permission):
+            raise ApiError(
+                Reason.PERMISSION_DENIED,
+                f"client {caller.client_id!r} lacks the {permission!r} permission",
+            )
+        return caller
 
     def open_watch(self, principal: Principal) -> bool:
         """Count a new Watch stream; False when the client already has its maximum."""

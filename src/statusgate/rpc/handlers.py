@@ -1,9 +1,10 @@
-"""How every StatusService call runs: the handler, and its failure turned into the
-call's gRPC status in one place.
+"""How every StatusService call runs: the caller admitted for the RPC's permission,
+then the handler, and any failure turned into the call's gRPC status, all in one place.
 
-A handler raises ``ApiError`` and lets ``StoreUnavailableError`` through from whatever
-store call it makes; the wrappers here hand either to ``rpc.errors.abort``. So no
-handler aborts by itself, and none can forget that the store may be down.
+A handler gets the admitted ``Principal``; it raises ``ApiError`` and lets
+``StoreUnavailableError`` through from whatever store call it makes, and the wrappers
+here hand either to ``rpc.errors.abort``. So no handler checks permissions or aborts
+by itself, and none can forget that the store may be down.
 """
 
 from __future__ import annotations
@@ -15,32 +16,41 @@ from typing import Any
 import grpc
 from google.protobuf.message import Message
 
+from statusgate.config import Permission
 from statusgate.core.errors import ApiError
+from statusgate.rpc.access import AccessControl, Principal
 from statusgate.rpc.errors import abort
 from statusgate.store.base import StoreUnavailableError
 
 Context = grpc.aio.ServicerContext[Any, Any]
 # Responses of a stream may be bytes already serialized (see ``rpc.wire``).
-Unary = Callable[[Any, Context], Awaitable[Message]]
-Streaming = Callable[[Any, Context], AsyncGenerator[Message | bytes, None]]
+Unary = Callable[[Any, Context, Principal], Awaitable[Message]]
+Streaming = Callable[[Any, Context, Principal], AsyncGenerator[Message | bytes, None]]
+# What grpc.aio calls.
+UnaryCall = Callable[[Any, Context], Awaitable[Message]]
+StreamingCall = Callable[[Any, Context], AsyncGenerator[Message | bytes, None]]
 
 
-def unary(handler: Unary) -> Unary:
+def unary(handler: Unary, access: AccessControl, permission: Permission) -> UnaryCall:
     async def call(request: Any, context: Context) -> Message:
         try:
-            return await handler(request, context)
+            caller = access.admit(context.invocation_metadata(), permission)
+            return await handler(request, context, caller)
         except (ApiError, StoreUnavailableError) as error:
             await abort(context, error)
 
     return call
 
 
-def server_streaming(handler: Streaming) -> Streaming:
+def server_streaming(
+    handler: Streaming, access: AccessControl, permission: Permission
+) -> StreamingCall:
     async def call(request: Any, context: Context) -> AsyncGenerator[Message | bytes, None]:
         try:
+            caller = access.admit(context.invocation_metadata(), permission)
             # Closed with this wrapper, so the handler's own cleanup (a Watch stream's
             # slot, its hub subscription) runs when the client goes away.
-            async with contextlib.aclosing(handler(request, context)) as responses:
+            async with contextlib.aclosing(handler(request, context, caller)) as responses:
                 async for response in responses:
                     yield response
         except (ApiError, StoreUnavailableError) as error:

@@ -12,6 +12,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from statusgate.config import GrpcTls
+from statusgate.rpc.access import PERMISSIONS
 from statusgate.rpc.handlers import server_streaming, unary
 from statusgate.rpc.service import StatusService
 from statusgate.v1 import status_pb2, status_service_pb2
@@ -82,24 +83,27 @@ def server_credentials(tls: GrpcTls) -> grpc.ServerCredentials:
 
 def service_handler(service: StatusService) -> grpc.GenericRpcHandler[Any, Any]:
     """StatusService's handlers, built from its descriptor like the generated
-    ``add_StatusServiceServicer_to_server``, with two differences: each goes through
-    ``rpc.handlers``, where its failures become gRPC statuses; and a response may also be
-    bytes already serialized, so that Watch streams send each event batch encoded once
-    for all subscribers (``rpc.wire.EventEncoder``) instead of once per subscriber."""
+    ``add_StatusServiceServicer_to_server``, with two differences. Each goes through
+    ``rpc.handlers``, which admits the caller for the method's permission
+    (``rpc.access.PERMISSIONS``) and turns failures into gRPC statuses. And a response
+    may also be bytes already serialized, so that Watch streams send each event batch
+    encoded once for all subscribers (``rpc.wire.EventEncoder``) instead of once per
+    subscriber."""
     descriptor = status_service_pb2.DESCRIPTOR.services_by_name["StatusService"]
     handlers = {}
     for method in descriptor.methods:
         request_type = message_factory.GetMessageClass(method.input_type)
         handler = getattr(service, method.name)
+        permission = PERMISSIONS[method.name]
         if method.server_streaming:
             handlers[method.name] = grpc.unary_stream_rpc_method_handler(
-                server_streaming(handler),
+                server_streaming(handler, service.access, permission),
                 request_deserializer=request_type.FromString,
                 response_serializer=_serialize,
             )
         else:
             handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-                unary(handler),
+                unary(handler, service.access, permission),
                 request_deserializer=request_type.FromString,
                 response_serializer=_serialize,
             )

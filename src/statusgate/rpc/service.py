@@ -1,7 +1,9 @@
 """StatusService: the read API, Watch streams and WaitStatus over the store and the hub.
 
-Handlers raise ``ApiError`` for whatever the client must hear, and let a store outage
-through; ``rpc.handlers`` turns both into the call's gRPC status.
+Each handler gets the caller ``rpc.handlers`` admitted for the RPC's permission
+(``rpc.access.PERMISSIONS``), and checks only what it asks about against the caller's
+sources. It raises ``ApiError`` for whatever the client must hear and lets a store
+outage through; ``rpc.handlers`` turns both into the call's gRPC status.
 """
 
 from __future__ import annotations
@@ -11,14 +13,13 @@ import contextlib
 import dataclasses
 from collections.abc import AsyncGenerator, Sequence
 
-from statusgate.config import Permission
 from statusgate.core.errors import ApiError, Reason
 from statusgate.core.filters import StatusQuery, matches, to_query, validate_filter
 from statusgate.core.hub import Hub
 from statusgate.core.names import InvalidNameError, parse_name, parse_source_parent
 from statusgate.poll.service import PollService
 from statusgate.rpc import paging
-from statusgate.rpc.access import ANONYMOUS, AccessControl, Principal
+from statusgate.rpc.access import AccessControl, Principal
 from statusgate.rpc.errors import to_status
 from statusgate.rpc.handlers import Context
 from statusgate.rpc.waiting import HubClosedError, wait_for
@@ -50,10 +51,11 @@ class StatusService:
         self._encoder = EventEncoder()
         self._sources = frozenset(sources)
         self._poller = poller
-        self._access = access if access is not None else AccessControl({})
+        self.access = access if access is not None else AccessControl({})
 
-    async def GetStatus(self, request: pb.GetStatusRequest, context: Context) -> pb.Status:
-        caller = self._caller(context, "read")
+    async def GetStatus(
+        self, request: pb.GetStatusRequest, context: Context, caller: Principal
+    ) -> pb.Status:
         self._check_name(request.name, caller)
         status = await self._store.get_status(request.name)
         if status is None:
@@ -61,11 +63,10 @@ class StatusService:
         return status
 
     async def BatchGetStatuses(
-        self, request: pb.BatchGetStatusesRequest, context: Context
+        self, request: pb.BatchGetStatusesRequest, context: Context, caller: Principal
     ) -> pb.BatchGetStatusesResponse:
         if len(request.names) > MAX_BATCH_GET:
             raise ApiError(Reason.TOO_MANY_NAMES, f"at most {MAX_BATCH_GET} names per call")
-        caller = self._caller(context, "read")
         for name in request.names:
             self._check_name(name, caller)
         found = await self._store.get_statuses(list(request.names))
@@ -75,9 +76,8 @@ class StatusService:
         )
 
     async def ListStatuses(
-        self, request: pb.ListStatusesRequest, context: Context
+        self, request: pb.ListStatusesRequest, context: Context, caller: Principal
     ) -> pb.ListStatusesResponse:
-        caller = self._caller(context, "read")
         parent_source = parse_source_parent(request.parent)
         if parent_source is not None:
             _check_scope(parent_source, caller)
@@ -119,9 +119,8 @@ class StatusService:
         return to_query(status_filter, within=parent), parent
 
     async def ListStatusEvents(
-        self, request: pb.ListStatusEventsRequest, context: Context
+        self, request: pb.ListStatusEventsRequest, context: Context, caller: Principal
     ) -> pb.ListStatusEventsResponse:
-        caller = self._caller(context, "read")
         self._check_name(request.name, caller)
         limit = paging.page_size(request.page_size)
         after = paging.decode(request, request.page_token, 0)
@@ -134,15 +133,14 @@ class StatusService:
         return response
 
     async def WatchStatuses(
-        self, request: pb.WatchStatusesRequest, context: Context
+        self, request: pb.WatchStatusesRequest, context: Context, caller: Principal
     ) -> AsyncGenerator[bytes, None]:
         """Serialized WatchStatusesResponses (see ``rpc.wire``)."""
-        caller = self._caller(context, "read")
         try:
             validate_filter(request.filter)
         except InvalidNameError as error:
             raise ApiError(Reason.INVALID_NAME, str(error)) from None
-        if not self._access.open_watch(caller):
+        if not self.access.open_watch(caller):
             raise ApiError(
                 Reason.TOO_MANY_STREAMS,
                 f"client {caller.client_id!r} already has its maximum of "
@@ -177,16 +175,15 @@ class StatusService:
                 "the gateway is shutting down; resume from the last sequence received",
             )
         finally:
-            self._access.close_watch(caller)
+            self.access.close_watch(caller)
             await subscription.aclose()
 
     async def PollStatuses(
-        self, request: pb.PollStatusesRequest, context: Context
+        self, request: pb.PollStatusesRequest, context: Context, caller: Principal
     ) -> pb.PollStatusesResponse:
         """Every name gets its own result: a malformed name, an unknown source or a
         provider failure is that name's ``error`` and never fails the others. Only names
         outside the caller's sources fail the call, as everywhere else."""
-        caller = self._caller(context, "poll")
         for name in request.names:
             with contextlib.suppress(InvalidNameError):
                 _check_scope(parse_name(name).source, caller)
@@ -211,8 +208,9 @@ class StatusService:
                 result.error.CopyFrom(to_status(outcome.error))
         return response
 
-    async def WaitStatus(self, request: pb.WaitStatusRequest, context: Context) -> pb.Status:
-        caller = self._caller(context, "read")
+    async def WaitStatus(
+        self, request: pb.WaitStatusRequest, context: Context, caller: Principal
+    ) -> pb.Status:
         self._check_name(request.name, caller)
         if request.condition.WhichOneof("condition") is None:
             raise ApiError(
@@ -235,21 +233,6 @@ class StatusService:
             raise ApiError(Reason.SHUTTING_DOWN, "the gateway is shutting down") from None
 
     # --- helpers ---------------------------------------------------------------------
-
-    def _caller(self, context: Context, permission: Permission) -> Principal:
-        if self._access.open:
-            return ANONYMOUS
-        caller = self._access.authenticate(context.invocation_metadata())
-        if caller is None:
-            raise ApiError(
-                Reason.UNAUTHENTICATED, "a valid 'authorization: Bearer <token>' is required"
-            )
-        if not caller.may(permission):
-            raise ApiError(
-                Reason.PERMISSION_DENIED,
-                f"client {caller.client_id!r} lacks the {permission!r} permission",
-            )
-        return caller
 
     def _check_name(self, name: str, caller: Principal) -> None:
         try:
