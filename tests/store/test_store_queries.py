@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from statusgate.core.filters import StatusQuery
 from statusgate.core.names import name_has_prefix
-from statusgate.store.base import DeliveryVerdict, StatusQuery, Store, WebhookIngest
+from statusgate.store.base import DeliveryVerdict, Store, WebhookIngest
 from statusgate.v1.status_pb2 import Kind, Stage, State
 from tests.store.builders import delivery, poll, sequences, update
 

@@ -26,7 +26,6 @@ __all__ = [
     "PollClaim",
     "PollIngest",
     "ReplayIngest",
-    "StatusQuery",
     "Store",
     "StoreUnavailableError",
     "WebhookIngest",

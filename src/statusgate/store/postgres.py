@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from statusgate.core.filters import StatusQuery
 from statusgate.store import postgres_queries as queries
 from statusgate.store.base import (
     Delivery,
@@ -40,7 +41,6 @@ from statusgate.store.base import (
     IngestRequest,
     IngestResult,
     PollClaim,
-    StatusQuery,
     StoreUnavailableError,
 )
 from statusgate.store.group_commit import GroupCommitter

@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
+from statusgate.core.filters import StatusQuery
 from statusgate.store import sqlite_queries as queries
 from statusgate.store.base import (
     Delivery,
@@ -29,7 +30,6 @@ from statusgate.store.base import (
     IngestRequest,
     IngestResult,
     PollClaim,
-    StatusQuery,
     StoreUnavailableError,
 )
 from statusgate.store.group_commit import GroupCommitter
