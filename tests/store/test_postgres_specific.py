@@ -84,6 +84,31 @@ async def admin(sql: str, *args: Any) -> Any:
         await conn.close()
 
 
+async def at_commit(schema: str, plpgsql: str) -> None:
+    """Run ``plpgsql`` at the COMMIT of every transaction that writes events in
+    ``schema``, once per transaction, while it still holds the sequence lock: a deferred
+    constraint trigger, so the store's own COMMIT really stalls or fails."""
+    conn = await asyncpg.connect(postgres_base_url(), timeout=5)
+    try:
+        await conn.execute(
+            f"""
+            CREATE FUNCTION "{schema}".at_commit() RETURNS trigger LANGUAGE plpgsql AS $body$
+            BEGIN
+                IF current_setting('sgtest.at_commit', true) IS DISTINCT FROM 'ran' THEN
+                    PERFORM set_config('sgtest.at_commit', 'ran', true);
+                    {plpgsql}
+                END IF;
+                RETURN NULL;
+            END
+            $body$;
+            CREATE CONSTRAINT TRIGGER at_commit AFTER INSERT ON "{schema}".events
+            DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION "{schema}".at_commit();
+            """
+        )
+    finally:
+        await conn.close()
+
+
 async def terminate_backends(application_name: str) -> int:
     rows = await admin(
         "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
@@ -188,37 +213,46 @@ async def test_a_later_transaction_cannot_commit_before_an_earlier_sequence(
 ) -> None:
     """Replica A holds sequence 1 open; replica B's batch must wait for it instead of
     committing sequence 2 first, so readers never see 2 without 1."""
-    b_name = f"sgtest-{uuid.uuid4().hex[:8]}"
-    a, reader = await stores(), await stores()
+    a_name, b_name = f"sgtest-{uuid.uuid4().hex[:8]}", f"sgtest-{uuid.uuid4().hex[:8]}"
+    a = await stores(with_params(postgres_url, application_name=a_name))
+    reader = await stores()
     b = await stores(with_params(postgres_url, application_name=b_name))
-    holding, release = asyncio.Event(), asyncio.Event()
+    # A's COMMIT waits for an advisory lock that this test holds until it lets go.
+    key = random.getrandbits(62)
+    await at_commit(
+        a.schema,
+        f"IF current_setting('application_name') = '{a_name}' THEN"
+        f" PERFORM pg_advisory_xact_lock({key}); END IF;",
+    )
+    holder = await asyncpg.connect(postgres_base_url(), timeout=5)
+    try:
+        await holder.execute("SELECT pg_advisory_lock($1)", key)
+        first = asyncio.create_task(a.ingest(webhook(update(SESSION, State.STATE_PENDING))))
+        await eventually(lambda: waits_on_lock(a_name, "COMMIT%"))
+        second = asyncio.create_task(b.ingest(webhook(update(CONSENT, State.STATE_ACTIVE))))
 
-    async def hold() -> None:
-        holding.set()
-        await release.wait()
+        # B's batch is blocked on the sequence row...
+        await eventually(lambda: waits_on_lock(b_name, "%FOR UPDATE%"))
+        assert not second.done()  # ... so it cannot have committed sequence 2
+        assert await reader.read_events(after_sequence=0, limit=10) == []
+        assert await reader.last_sequence() == 0
 
-    a.before_commit = hold
-    first = asyncio.create_task(a.ingest(webhook(update(SESSION, State.STATE_PENDING))))
-    await holding.wait()
-    second = asyncio.create_task(b.ingest(webhook(update(CONSENT, State.STATE_ACTIVE))))
+        await holder.execute("SELECT pg_advisory_unlock($1)", key)
+        assert sequences((await first).events) == [1]
+        assert sequences((await second).events) == [2]
+        assert sequences(await reader.read_events(after_sequence=0, limit=10)) == [1, 2]
+    finally:
+        await holder.close()
 
-    async def b_waits_for_a_lock() -> bool:
-        rows = await admin(
-            "SELECT 1 FROM pg_stat_activity WHERE application_name = $1"
-            " AND wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%'",
-            b_name,
-        )
-        return bool(rows)
 
-    await eventually(b_waits_for_a_lock)  # B's batch is blocked on the sequence row...
-    assert not second.done()  # ... so it cannot have committed sequence 2
-    assert await reader.read_events(after_sequence=0, limit=10) == []
-    assert await reader.last_sequence() == 0
-
-    release.set()
-    assert sequences((await first).events) == [1]
-    assert sequences((await second).events) == [2]
-    assert sequences(await reader.read_events(after_sequence=0, limit=10)) == [1, 2]
+async def waits_on_lock(application_name: str, query: str) -> bool:
+    rows = await admin(
+        "SELECT 1 FROM pg_stat_activity WHERE application_name = $1"
+        " AND wait_event_type = 'Lock' AND query LIKE $2",
+        application_name,
+        query,
+    )
+    return bool(rows)
 
 
 async def test_readers_never_see_a_gap_under_concurrent_replicas(
@@ -230,13 +264,7 @@ async def test_readers_never_see_a_gap_under_concurrent_replicas(
     stopped."""
     replicas = [await stores() for _ in range(3)]
     reader = await stores()
-    rng = random.Random(5)
-
-    async def jitter() -> None:
-        await asyncio.sleep(rng.random() * 0.01)
-
-    for replica in replicas:
-        replica.before_commit = jitter
+    await at_commit(reader.schema, "PERFORM pg_sleep(random() * 0.01);")
     total = 600
     stop = asyncio.Event()
     reads: list[list[int]] = []
@@ -521,15 +549,18 @@ async def test_connection_lost_mid_batch_fails_the_batch_and_nothing_of_it_stays
     store = await stores(with_params(postgres_url, application_name=name))
     await store.ingest(poll(update(SESSION, State.STATE_PENDING, Stage.STAGE_UPLOAD)))
     commits = store.commits
-    killed = False
-
-    async def kill_once() -> None:
-        nonlocal killed
-        if not killed:
-            killed = True
-            await terminate_backends(name)
-
-    store.before_commit = kill_once
+    # The first batch's COMMIT terminates every backend of the store, its own last (a
+    # sequence counts the batches: unlike a table, it does not roll back).
+    await admin(f'CREATE SEQUENCE "{store.schema}".commits_seen')
+    await at_commit(
+        store.schema,
+        f"""IF nextval('"{store.schema}".commits_seen') = 1 THEN
+            PERFORM pg_terminate_backend(pid) FROM pg_stat_activity
+            WHERE application_name = '{name}' AND pid <> pg_backend_pid();
+            PERFORM pg_terminate_backend(pg_backend_pid());
+            PERFORM pg_sleep(10);
+        END IF;""",
+    )
     batch = [
         poll(update(SESSION, State.STATE_COMPLETED, Stage.STAGE_UPLOAD)),
         webhook(update(f"{SESSION}/accounts/a", State.STATE_PENDING)),

@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,11 +21,37 @@ from tests.store.builders import delivery, poll, sequences, update, webhook
 SESSION = "sources/finbox/sessions/s1"
 
 
+def failing_commits(errors: list[str]) -> type[sqlite3.Connection]:
+    """A connection whose COMMITs fail with the errors queued in ``errors``, one each. A
+    failing fsync surfaces from COMMIT as such an error; it cannot be provoked for real
+    on demand (chmod does not stop root), so the connection raises it where SQLite
+    would."""
+
+    class FailingCommits(sqlite3.Connection):
+        def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+            if sql == "COMMIT" and errors:
+                raise sqlite3.OperationalError(errors.pop(0))
+            return super().execute(sql, parameters)
+
+    return FailingCommits
+
+
 @pytest.fixture
-async def sqlite_store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+def commit_errors() -> list[str]:
+    """Errors the next COMMITs of ``sqlite_store``'s writer fail with."""
+    return []
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path, commit_errors: list[str]) -> AsyncIterator[SqliteStore]:
     # A short busy timeout so lock contention fails fast; a short probe interval so
     # recovery without traffic is quick to observe.
-    store = SqliteStore(tmp_path / "s.db", busy_timeout_ms=100, probe_interval=0.05)
+    store = SqliteStore(
+        tmp_path / "s.db",
+        busy_timeout_ms=100,
+        probe_interval=0.05,
+        connection_class=failing_commits(commit_errors),
+    )
     await store.open()
     yield store
     await store.close()
@@ -136,21 +163,11 @@ async def test_readiness_recovers_without_traffic(sqlite_store: SqliteStore) -> 
 
 
 async def test_commit_failure_fails_the_batch_and_rolls_back_memory(
-    sqlite_store: SqliteStore,
+    sqlite_store: SqliteStore, commit_errors: list[str]
 ) -> None:
     await sqlite_store.ingest(poll(update(SESSION, State.STATE_PENDING, Stage.STAGE_UPLOAD)))
     commits = sqlite_store.commits
-    failures = 0
-
-    def fail_once() -> None:
-        # A failing fsync surfaces from COMMIT as this error; it cannot be provoked for
-        # real on demand (chmod does not stop root), so it is raised where it would be.
-        nonlocal failures
-        if failures == 0:
-            failures += 1
-            raise sqlite3.OperationalError("disk I/O error")
-
-    sqlite_store.before_commit = fail_once
+    commit_errors.append("disk I/O error")  # the next COMMIT only
     batch = [
         poll(update(SESSION, State.STATE_COMPLETED, Stage.STAGE_UPLOAD)),
         webhook(update(f"{SESSION}/accounts/a", State.STATE_PENDING)),

@@ -45,7 +45,7 @@ from statusgate.store.base import (
 )
 from statusgate.store.group_commit import GroupCommitter
 from statusgate.store.postgres_listen import FIRST_RETRY_DELAY, CommitListener
-from statusgate.store.postgres_writer import BeforeCommit, SchemaTooNewError, commit_batch
+from statusgate.store.postgres_writer import SchemaTooNewError, commit_batch
 from statusgate.store.postgres_writer import migrate as migrate_schema
 from statusgate.store.postgres_writer import probe as probe_commit
 from statusgate.v1.status_pb2 import Status, StatusEvent
@@ -60,8 +60,6 @@ class PostgresStore:
     """``Store`` on a PostgreSQL database (schema) shared by several replicas.
 
     ``commits`` counts committed ingest transactions (batches) of this process.
-    ``before_commit`` is a test hook, sync or async, run inside each batch's transaction
-    just before COMMIT, while the batch holds the sequence lock.
     """
 
     def __init__(
@@ -82,7 +80,6 @@ class PostgresStore:
         if min(probe_interval, command_timeout, connect_timeout, keepalive_interval) <= 0:
             raise ValueError("intervals and timeouts must be positive")
         self.config = queries.ConnectionConfig.from_url(url)
-        self.before_commit: BeforeCommit | None = None
         self._pool_size = pool_size
         self._command_timeout = command_timeout
         self._connect_timeout = connect_timeout
@@ -214,9 +211,7 @@ class PostgresStore:
     async def _commit(self, requests: list[IngestRequest]) -> list[IngestResult | Exception]:
         try:
             conn = await self._writer_connection()
-            return await commit_batch(
-                conn, requests, channel=self._listener.channel, before_commit=self.before_commit
-            )
+            return await commit_batch(conn, requests, channel=self._listener.channel)
         except Exception:
             self._drop_writer_connection()
             raise

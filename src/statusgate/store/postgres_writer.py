@@ -33,11 +33,10 @@ read yet.
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -61,8 +60,6 @@ log = logging.getLogger(__name__)
 # so replicas starting together on one schema migrate one at a time while other schemas
 # of the database are not held up.
 _MIGRATION_LOCK = 0x5347_4D31  # "SGM1"
-
-BeforeCommit = Callable[[], Awaitable[None] | None]
 
 
 class SchemaTooNewError(Exception):
@@ -153,7 +150,6 @@ async def commit_batch(
     requests: Sequence[IngestRequest],
     *,
     channel: str,
-    before_commit: BeforeCommit | None = None,
 ) -> list[IngestResult | Exception]:
     """Apply and commit every request in one transaction.
 
@@ -197,10 +193,6 @@ async def commit_batch(
         if last != base:
             await conn.execute("UPDATE event_sequence SET value = $1 WHERE id = 1", last)
             await conn.execute("SELECT pg_notify($1, $2)", channel, str(last))
-        if before_commit is not None:
-            hooked = before_commit()
-            if inspect.isawaitable(hooked):
-                await hooked
     return outcomes
 
 

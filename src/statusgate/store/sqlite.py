@@ -46,7 +46,8 @@ class SqliteStore:
 
     ``commits`` counts committed ingest transactions (batches); with concurrent ingests
     it stays well below the number of requests, which is the point of group commit.
-    ``before_commit`` is a test hook run in the writer thread just before each COMMIT.
+    ``connection_class`` is the class of the writer's connection (``sqlite3.connect``'s
+    ``factory``); readers always use ``sqlite3.Connection``.
     """
 
     def __init__(
@@ -59,6 +60,7 @@ class SqliteStore:
         cache_size: int = 100_000,
         probe_interval: float = 1.0,
         commit_delay: float = 0.002,
+        connection_class: type[sqlite3.Connection] = sqlite3.Connection,
     ) -> None:
         if max_batch < 1 or read_threads < 1 or cache_size < 0 or probe_interval <= 0:
             raise ValueError(
@@ -69,7 +71,10 @@ class SqliteStore:
         self._busy_timeout_ms = busy_timeout_ms
         self._read_threads = read_threads
         self._writer = SqliteWriter(
-            self.path, busy_timeout_ms=busy_timeout_ms, cache_size=cache_size
+            self.path,
+            busy_timeout_ms=busy_timeout_ms,
+            cache_size=cache_size,
+            connection_class=connection_class,
         )
         self._state = "new"  # -> "open" -> "closing" -> "closed"
         self._committer = GroupCommitter(
@@ -91,14 +96,6 @@ class SqliteStore:
     def commits(self) -> int:
         """Committed ingest transactions (batches)."""
         return self._committer.commits
-
-    @property
-    def before_commit(self) -> Callable[[], None] | None:
-        return self._writer.before_commit
-
-    @before_commit.setter
-    def before_commit(self, hook: Callable[[], None] | None) -> None:
-        self._writer.before_commit = hook
 
     # --- lifecycle -------------------------------------------------------------------
 

@@ -22,7 +22,13 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MAX_PARAMS = 500
 
 
-def connect(path: Path, *, busy_timeout_ms: int, read_only: bool = False) -> sqlite3.Connection:
+def connect(
+    path: Path,
+    *,
+    busy_timeout_ms: int,
+    read_only: bool = False,
+    connection_class: type[sqlite3.Connection] = sqlite3.Connection,
+) -> sqlite3.Connection:
     """A connection in autocommit mode, so transactions are exactly the BEGIN/COMMIT the
     store issues (the sqlite3 module's implicit transactions would hide them)."""
     conn = sqlite3.connect(
@@ -32,6 +38,7 @@ def connect(path: Path, *, busy_timeout_ms: int, read_only: bool = False) -> sql
         # Reader connections are closed by whichever thread runs close(), after their
         # pool has stopped; the writer connection never leaves its thread.
         check_same_thread=not read_only,
+        factory=connection_class,
     )
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     conn.execute("PRAGMA foreign_keys = ON")

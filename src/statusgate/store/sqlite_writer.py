@@ -141,10 +141,21 @@ def _set_micros(timestamp: Timestamp, micros: int) -> None:
 
 
 class SqliteWriter:
-    def __init__(self, path: Path, *, busy_timeout_ms: int, cache_size: int) -> None:
+    """``connection_class`` is what the writer's connection is made of (``sqlite3.connect``'s
+    ``factory``), e.g. to observe or break its statements."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        busy_timeout_ms: int,
+        cache_size: int,
+        connection_class: type[sqlite3.Connection] = sqlite3.Connection,
+    ) -> None:
         self._path = path
         self._busy_timeout_ms = busy_timeout_ms
         self._cache_size = cache_size
+        self._connection_class = connection_class
         self._conn: sqlite3.Connection | None = None
         # Current statuses by name, committed state only (insertion order = LRU order).
         self._cache: dict[str, Status] = {}
@@ -153,13 +164,13 @@ class SqliteWriter:
         # After a failed batch the cache and counter may not match the file (SQLite can
         # roll back on its own after an I/O error): both are rebuilt by the next batch.
         self._stale = False
-        # Test hook: called in the writer thread just before COMMIT. There is no portable
-        # way to make a COMMIT's fsync fail on demand (tests may run as root, where file
-        # permissions do not stop writes), so tests raise a real sqlite3 error here.
-        self.before_commit: Callable[[], None] | None = None
 
     def open(self) -> None:
-        conn = connect(self._path, busy_timeout_ms=self._busy_timeout_ms)
+        conn = connect(
+            self._path,
+            busy_timeout_ms=self._busy_timeout_ms,
+            connection_class=self._connection_class,
+        )
         try:
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
@@ -212,8 +223,6 @@ class SqliteWriter:
                 outcomes = [self._apply_in_savepoint(request, batch, now) for request in requests]
             else:
                 outcomes, batch = applied
-            if self.before_commit is not None:
-                self.before_commit()
             conn.execute("COMMIT")
         except BaseException:
             self._stale = True
