@@ -82,18 +82,6 @@ class ReplayIngest:
 IngestRequest = WebhookIngest | PollIngest | ReplayIngest
 
 
-def delivery_of(request: IngestRequest) -> Delivery | None:
-    return request.delivery if isinstance(request, WebhookIngest) else None
-
-
-def replay_of(request: IngestRequest) -> str:
-    return request.delivery_id if isinstance(request, ReplayIngest) else ""
-
-
-def received_at_of(request: IngestRequest) -> datetime | None:
-    return request.received_at if isinstance(request, PollIngest) else None
-
-
 @dataclass(frozen=True, slots=True)
 class IngestResult:
     delivery_id: str

@@ -128,6 +128,11 @@ async def get_statuses(conn: asyncpg.Connection, names: Sequence[str]) -> dict[s
     return {row["name"]: Status.FromString(row["data"]) for row in rows}
 
 
+async def existing_deliveries(conn: asyncpg.Connection, ids: Sequence[str]) -> set[str]:
+    rows = await conn.fetch("SELECT id FROM deliveries WHERE id = ANY($1::text[])", list(ids))
+    return {row["id"] for row in rows}
+
+
 def status_query_sql(query: StatusQuery, *, after_name: str, limit: int) -> tuple[str, list[Any]]:
     """The SELECT for ``list_statuses``: every set field of the query is one AND-ed
     clause (the same clauses as the SQLite store's)."""

@@ -81,6 +81,19 @@ def get_statuses(conn: sqlite3.Connection, names: Sequence[str]) -> dict[str, St
     return found
 
 
+def existing_deliveries(conn: sqlite3.Connection, ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), _MAX_PARAMS):
+        chunk = unique[start : start + _MAX_PARAMS]
+        rows = conn.execute(
+            f"SELECT id FROM deliveries WHERE id IN ({_placeholders(len(chunk))})",  # noqa: S608
+            chunk,
+        )
+        found.update(id_ for (id_,) in rows)
+    return found
+
+
 def status_query_sql(
     query: StatusQuery, *, after_name: str, limit: int
 ) -> tuple[str, list[str | int]]:
