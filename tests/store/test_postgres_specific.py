@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import random
 import socket
 import uuid
@@ -22,19 +21,17 @@ import pytest
 
 from statusgate.app import load_settings
 from statusgate.store.base import (
-    DeliveryVerdict,
     IngestRequest,
     StoreUnavailableError,
-    WebhookIngest,
 )
 from statusgate.store.factory import open_store
 from statusgate.store.migrations import load_migrations
 from statusgate.store.postgres import PostgresStore
 from statusgate.store.postgres_queries import ConnectionConfig, channel_for
-from statusgate.v1.status_pb2 import Stage, State, Status
+from statusgate.v1.status_pb2 import Stage, State
 from tests.conftest import start_gateway, stop_gateway
 from tests.payloads import finbox_expiry
-from tests.store.builders import delivery, poll, sequences, update, webhook
+from tests.store.builders import poll, sequences, update, webhook
 from tests.store.conftest import postgres_base_url, with_params
 
 SESSION = "sources/finbox/sessions/s1"
@@ -343,31 +340,6 @@ async def test_commit_listeners_hear_every_replica(stores: Callable[..., Any]) -
 # --- request failures -----------------------------------------------------------------
 
 
-async def test_a_name_postgres_cannot_hold_fails_its_request_alone(
-    stores: Callable[..., Any],
-) -> None:
-    """PostgreSQL text cannot hold NUL, which JSON can carry in a provider id (protobuf
-    already refuses unpaired surrogates). Such a request fails alone, before any SQL;
-    the rest of the batch commits."""
-    store = await stores()
-    bad = [
-        webhook(Status(name=f"sources/finbox/sessions/{bad_id}", state=State.STATE_PENDING))
-        for bad_id in ("nul\x00", "x\x00y")
-    ]
-    commits = store.commits
-    good1, *failures, good2 = await asyncio.gather(
-        store.ingest(webhook(update(SESSION, State.STATE_PENDING))),
-        *map(store.ingest, bad),
-        store.ingest(webhook(update(CONSENT, State.STATE_ACTIVE), source="setu")),
-        return_exceptions=True,
-    )
-    assert all(isinstance(failure, ValueError) for failure in failures), failures
-    assert not isinstance(good1, BaseException) and not isinstance(good2, BaseException)
-    assert sequences(good1.events) + sequences(good2.events) == [1, 2]
-    assert store.commits - commits == 1
-    assert len(await store.list_deliveries([])) == 2
-
-
 async def test_a_duplicate_delivery_id_falls_back_to_one_savepoint_per_request(
     stores: Callable[..., Any],
 ) -> None:
@@ -390,26 +362,6 @@ async def test_a_duplicate_delivery_id_falls_back_to_one_savepoint_per_request(
     ) == [2, 3, 4]
     assert await store.get_status(CONSENT) is None
     assert await store.last_sequence() == 4
-
-
-async def test_delivery_text_round_trips_whatever_it_holds(stores: Callable[..., Any]) -> None:
-    store = await stores()
-    kept = dataclasses.replace(
-        delivery(verdict=DeliveryVerdict.UNMAPPED),
-        headers={"user-agent": "bad\udcff bytes \x00 and ünïcode"},
-        body=b"\x00\xff",
-    )
-    await store.ingest(WebhookIngest(kept))
-    [stored] = await store.list_deliveries([])
-    assert stored == kept
-
-
-async def test_a_nul_in_a_delivery_detail_is_kept_readable(stores: Callable[..., Any]) -> None:
-    store = await stores()
-    kept = dataclasses.replace(delivery(verdict=DeliveryVerdict.UNMAPPED), detail="a\x00b")
-    await store.ingest(WebhookIngest(kept))
-    [stored] = await store.list_deliveries([])
-    assert (stored.id, stored.detail) == (kept.id, "a\ufffdb")
 
 
 # --- losing the database --------------------------------------------------------------
