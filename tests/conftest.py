@@ -54,14 +54,12 @@ def gateway_settings(
     if extra and "sources" not in overrides:
         defaults = {sid: {"provider": p} for sid, p in registry.default_sources.items()}
         overrides["sources"] = {**defaults, **extra}
-    return load_settings(
-        None,
-        registry=registry,
-        http="127.0.0.1:0",
-        grpc="127.0.0.1:0",
-        store=f"sqlite:///{tmp_path / 'statusgate.db'}",
-        **overrides,
-    )
+    listeners = {
+        "http": "127.0.0.1:0",
+        "grpc": "127.0.0.1:0",
+        "store": f"sqlite:///{tmp_path / 'statusgate.db'}",
+    }
+    return load_settings(None, registry=registry, **{**listeners, **overrides})
 
 
 async def start_gateway(settings: Settings, *, registry: Registry = PROVIDERS) -> RunningGateway:

@@ -128,6 +128,15 @@ class Gateway:
         self._stopped = asyncio.Event()
 
     async def start(self) -> BoundPorts:
+        """Open the store and listen; on any failure, undo what was started (a busy
+        port must not leave the other listener or the store open) and raise."""
+        try:
+            return await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> BoundPorts:
         await self.store.open()
         # Listen before reading the last sequence: a commit by another replica in between
         # is then heard (hearing one twice is harmless).

@@ -30,6 +30,9 @@ _OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ("grpc.http2.max_pings_without_data", 0),
+    # grpc sets SO_REUSEPORT by default, which lets a second, independent gateway bind
+    # the same port and silently take half the clients. A busy port must fail start-up.
+    ("grpc.so_reuseport", 0),
 ]
 
 
@@ -47,12 +50,17 @@ class RpcServer:
     async def start(self, address: str, tls: GrpcTls | None = None) -> int:
         """Listen on HOST:PORT (port 0 picks a free one), with TLS when configured;
         returns the bound port."""
-        if tls is None:
-            self.port = self.server.add_insecure_port(address)
-        else:
-            self.port = self.server.add_secure_port(address, server_credentials(tls))
+        try:
+            if tls is None:
+                self.port = self.server.add_insecure_port(address)
+            else:
+                self.port = self.server.add_secure_port(address, server_credentials(tls))
+        except RuntimeError:  # grpc's "Failed to bind": in use, or not an address here
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"cannot listen for gRPC on {address}")
+            raise OSError(
+                f"cannot listen for gRPC on {address}: the address is in use or unavailable"
+            )
         await self.server.start()
         await self.set_serving(True)
         return self.port
