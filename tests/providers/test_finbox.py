@@ -17,11 +17,8 @@ from statusgate.core.names import parse_name
 from statusgate.providers.base import InvalidPayloadError, UnknownShapeError
 from statusgate.providers.finbox import FinboxAdapter, FinboxSource
 from statusgate.providers.finbox.errors import finbox_error
-from statusgate.providers.finbox.mapping import (
-    missing_data_summary,
-    progress_update,
-    upload_status_update,
-)
+from statusgate.providers.finbox.mapping import missing_data_summary
+from statusgate.providers.finbox.poll_mapping import progress_update, upload_status_update
 from statusgate.providers.registry import PROVIDERS
 from statusgate.v1.status_pb2 import ErrorReason, State, Status
 
@@ -35,7 +32,7 @@ def dicts(statuses: list[Status]) -> list[dict[str, Any]]:
     return [MessageToDict(s) for s in statuses]
 
 
-# --- error codes (DESIGN.md §5) --------------------------------------------------------
+# --- error codes --------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

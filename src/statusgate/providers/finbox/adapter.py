@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from statusgate.config import SourceConfig
 from statusgate.providers.base import JSONObject, UnknownShapeError
+from statusgate.providers.common import ANY_CASE, parse
 from statusgate.providers.finbox.mapping import (
     ENRICHMENT_EVENT,
     UPLOAD_EVENTS,
@@ -21,12 +22,7 @@ from statusgate.providers.finbox.mapping import (
     entity_updates,
     upload_webhook_updates,
 )
-from statusgate.providers.finbox.payloads import (
-    EnrichmentWebhook,
-    EntityWebhook,
-    UploadWebhook,
-    parse,
-)
+from statusgate.providers.finbox.payloads import EnrichmentWebhook, EntityWebhook, UploadWebhook
 from statusgate.v1.status_pb2 import Provider, Status
 
 
@@ -38,11 +34,10 @@ class FinboxAdapter:
             raise UnknownShapeError("a FinBox webhook is a JSON object")
         if "event_name" in payload:
             event = payload["event_name"]
-            name = event.strip().upper() if isinstance(event, str) else None
-            if name in UPLOAD_EVENTS:
+            if isinstance(event, str) and UPLOAD_EVENTS.word(event) is not None:
                 upload = parse(UploadWebhook, payload, "FinBox upload webhook")
                 return upload_webhook_updates(source.id, upload)
-            if name == ENRICHMENT_EVENT:
+            if isinstance(event, str) and ANY_CASE.fold(event) == ENRICHMENT_EVENT:
                 enrichment = parse(EnrichmentWebhook, payload, "FinBox enrichment webhook")
                 return enrichment_updates(source.id, enrichment)
             raise UnknownShapeError(f"unknown FinBox event_name {str(event)[:60]!r}")

@@ -1,4 +1,4 @@
-"""FinBox BankConnect API client and the FinBox poller (PROVIDERS.md, FinBox sections).
+"""FinBox BankConnect API client and the FinBox poller.
 
 Every call carries ``x-api-key`` and ``server-hash``. A session is described by
 ``session_upload_status`` and ``progress``, called concurrently, and, once ``progress``
@@ -19,11 +19,12 @@ from pydantic import SecretStr
 from statusgate.config import SetupProblems
 from statusgate.core.names import ResourceName
 from statusgate.providers.finbox.config import FinboxApi, FinboxSource
-from statusgate.providers.finbox.mapping import progress_update, upload_status_update
 from statusgate.providers.finbox.poll_mapping import (
+    PolledProgress,
     entity_progress_updates,
-    provisional,
+    polled_progress,
     session_status_updates,
+    upload_status_update,
     webhook_payload_updates,
 )
 from statusgate.providers.polling import (
@@ -36,9 +37,9 @@ from statusgate.providers.polling import (
 )
 from statusgate.upstream.envelopes import describe_json, http_failure
 from statusgate.upstream.http import CallScope, HttpClient, Sleep, UpstreamResponse
-from statusgate.v1.status_pb2 import State, Status
+from statusgate.v1.status_pb2 import Status
 
-# The analysis endpoint whose progress[] describes an entity. PROVIDERS.md names
+# The analysis endpoint whose progress[] describes an entity. FinBox names
 # transactions "and others"; this one is documented and always present.
 ENTITY_ANALYSIS_PATH = "/entity/{entity_id}/transactions/"
 WEBHOOK_PATHS = {
@@ -154,19 +155,16 @@ class FinboxPoller(HttpPoller):
     pollable = ("sessions", "entities")
     client: FinboxClient
 
-    def __init__(self, source: FinboxSource, client: FinboxClient) -> None:
-        super().__init__(source.id, client)
-
     async def poll(
         self, target: ResourceName, current: Status | None, scope: CallScope
     ) -> PollReport:
         collection, id_ = target.path[0]
         if collection == "sessions":
-            return await self._session(id_, str(target), scope)
+            return await self._session(id_, scope)
         link_id = current.attributes.get("link_id") if current is not None else None
         return await self._entity(id_, link_id, scope)
 
-    async def _session(self, session_id: str, name: str, scope: CallScope) -> PollReport:
+    async def _session(self, session_id: str, scope: CallScope) -> PollReport:
         (upload, upload_error), (progress, progress_error) = await asyncio.gather(
             attempt(self.client.upload_status(session_id, scope)),
             attempt(self.client.progress(session_id, scope)),
@@ -183,18 +181,15 @@ class FinboxPoller(HttpPoller):
             )
         if progress_error is not None or progress is None:
             return answer
-        processed = PollReport()
-        if not add_mapped(
-            processed, "FinBox progress", lambda: progress_update(self.source, session_id, progress)
-        ):
-            if processed.error is not None:
-                answer.fail(processed.error)
+        mapped: list[PolledProgress] = []
+
+        def provisional() -> list[Status]:
+            mapped.append(polled_progress(self.source, session_id, progress))
+            return mapped[0].updates
+
+        if not add_mapped(answer, "FinBox progress", provisional):
             return answer
-        completed = any(
-            s.name == name and s.state == State.STATE_COMPLETED for s in processed.updates
-        )
-        answer.updates.extend(provisional(processed.updates, name))
-        if completed:
+        if mapped[0].verdict_due:
             verdict, verdict_error = await attempt(self.client.session_status(session_id, scope))
             if verdict_error is not None:
                 answer.fail(verdict_error)
@@ -258,7 +253,7 @@ def finbox_poller(source: FinboxSource, *, sleep: Sleep = asyncio.sleep) -> Poll
             name for name in ("api_key_env", "server_hash_env") if getattr(source.api, name) is None
         ]
         return UnconfiguredPoller(source.id, missing)
-    return FinboxPoller(source, client)
+    return FinboxPoller(source.id, client)
 
 
 def _segment(id_: str) -> str:

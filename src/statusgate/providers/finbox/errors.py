@@ -1,4 +1,4 @@
-"""FinBox error codes -> ``ErrorReason`` (DESIGN.md §5).
+"""FinBox error codes -> ``ErrorReason``.
 
 ``retryable`` answers "can another attempt with the same input succeed?", counting the
 user re-entering what they typed as the same input:

@@ -1,7 +1,7 @@
-"""FinBox payloads -> canonical statuses (DESIGN.md §5, the FinBox table).
+"""FinBox webhooks -> canonical statuses: the word tables and the pure functions the
+webhook adapter and the poller share (the poll answers are in ``poll_mapping``).
 
-Pure functions shared by the webhook adapter and the poller. Decisions the table leaves
-open:
+Decisions beyond the word tables:
 
 - **Order**: children first, the parent last: statements, then accounts, then the
   session (entity flow: the statement, then the entity). A consumer that sees the
@@ -12,19 +12,12 @@ open:
 - **Enrichment with no accounts**: COMPLETED when ``insights_available``, else FAILED.
   When ``insights_available`` is missing (some documents leave it out),
   ``ready_to_fetch`` is "at least one account completed".
-- **Poll ``progress``**: each statement takes the worst of its four status fields
-  (failed > processing > completed; ``processing_status`` wins ties, so it is the
-  ``provider_state`` unless another field is worse), so a statement whose transactions
-  failed is not reported COMPLETED because its processing step finished. The fields are
-  kept as attributes. The session counts finished statements in ``progress``, and a
-  completed session is ``ready_to_fetch`` (its enrichment webhook, which says so too,
-  is dropped once the session is terminal).
 - **Legacy entity**: COMPLETED and FAILED both leave the entity open (not terminal):
   it keeps receiving statements, and a failure is one attempt (a wrong net-banking
   password, an unreadable PDF) after which the user tries again. Its statements end
   with their outcome. COMPLETED sets ``ready_to_fetch`` on both: FinBox sends the
   webhook when extraction is done. ``core.apply`` lets the success of a later attempt
-  replace such an open failure, although DESIGN.md §4 ranks FAILED above COMPLETED.
+  replace such an open failure, although its ranks put FAILED above COMPLETED.
 - Statements carry no ``occurred_at``: their only time is ``created_at``, which is not
   the time of the status.
 - Unknown status words make the payload invalid (case, ``_`` and spacing aside).
@@ -34,23 +27,30 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
-from statusgate.core.names import ResourceName, make_name
+from statusgate.core.names import ResourceName
 from statusgate.core.states import FAILURE_STATES
-from statusgate.providers.base import InvalidPayloadError
-from statusgate.providers.common import build_status, mask_account_number
+from statusgate.providers.common import (
+    ANY_CASE,
+    ANY_CASE_AND_SPACING,
+    Outcome,
+    Table,
+    build_status,
+    child_name,
+    mask_account_number,
+    subject_name,
+    utf8,
+)
 from statusgate.providers.finbox.errors import finbox_error
 from statusgate.providers.finbox.payloads import (
+    EnrichmentAccount,
     EnrichmentWebhook,
     EntityWebhook,
-    ProgressResponse,
     Statement,
-    StatementProgress,
     UploadAccount,
-    UploadStatusResponse,
     UploadWebhook,
-    parse,
 )
 from statusgate.v1.status_pb2 import Provider, Stage, State, Status
 
@@ -58,68 +58,95 @@ FINBOX = Provider.PROVIDER_FINBOX
 # Success of a session, account or statement ends its flow once processing is done.
 FINAL_STAGE = Stage.STAGE_PROCESSING
 
-UPLOAD_EVENTS: dict[str, State.ValueType] = {
-    "SESSION_REQUIREMENT_COMPLETION_NOTIFICATION": State.STATE_COMPLETED,
-    "SESSION_EXPIRY_NOTIFICATION": State.STATE_EXPIRED,
-}
+_S = State
+
+UPLOAD_EVENTS = Table(
+    "event_name",
+    {
+        "SESSION_REQUIREMENT_COMPLETION_NOTIFICATION": Outcome(_S.STATE_COMPLETED),
+        "SESSION_EXPIRY_NOTIFICATION": Outcome(_S.STATE_EXPIRED),
+    },
+    ANY_CASE,
+)
 ENRICHMENT_EVENT = "ENRICHMENT_NOTIFICATION"
 
-# Keyed by ``_word(raw)``: lower case, "_" as a space, spaces collapsed.
-UPLOAD_ACCOUNT_STATES: dict[str, State.ValueType] = {
-    "partial": State.STATE_PARTIAL,
-    "completed": State.STATE_COMPLETED,
-}
-STATEMENT_STATES: dict[str, State.ValueType] = {
-    "completed": State.STATE_COMPLETED,
-    "failed": State.STATE_FAILED,
-    "processing": State.STATE_IN_PROGRESS,
-}
-ENRICHMENT_ACCOUNT_STATES: dict[str, State.ValueType] = {
-    "completed": State.STATE_COMPLETED,
-    "failed": State.STATE_FAILED,
-}
-UPLOAD_STATUS_STATES: dict[str, State.ValueType] = {
-    "no uploads": State.STATE_PENDING,
-    "no upload": State.STATE_PENDING,
-    "in progress": State.STATE_IN_PROGRESS,
-    "completed": State.STATE_COMPLETED,
-    "expired": State.STATE_EXPIRED,
-}
-PROGRESS_STATES: dict[str, State.ValueType] = {
-    "processing": State.STATE_IN_PROGRESS,
-    "completed": State.STATE_COMPLETED,
-    "failed": State.STATE_FAILED,
-}
+UPLOAD_ACCOUNT_STATES = Table(
+    "value",
+    {"partial": Outcome(_S.STATE_PARTIAL), "completed": Outcome(_S.STATE_COMPLETED)},
+    ANY_CASE_AND_SPACING,
+)
+STATEMENT_STATES = Table(
+    "value",
+    {
+        "completed": Outcome(_S.STATE_COMPLETED),
+        "failed": Outcome(_S.STATE_FAILED),
+        "processing": Outcome(_S.STATE_IN_PROGRESS),
+    },
+    ANY_CASE_AND_SPACING,
+)
+ENRICHMENT_ACCOUNT_STATES = Table(
+    "value",
+    {"completed": Outcome(_S.STATE_COMPLETED), "failed": Outcome(_S.STATE_FAILED)},
+    ANY_CASE_AND_SPACING,
+)
+UPLOAD_STATUS_STATES = Table(
+    "value",
+    {
+        "no uploads": Outcome(_S.STATE_PENDING),
+        "no upload": Outcome(_S.STATE_PENDING),
+        "in progress": Outcome(_S.STATE_IN_PROGRESS),
+        "completed": Outcome(_S.STATE_COMPLETED),
+        "expired": Outcome(_S.STATE_EXPIRED),
+    },
+    ANY_CASE_AND_SPACING,
+)
+PROGRESS_STATES = Table(
+    "value",
+    {
+        "processing": Outcome(_S.STATE_IN_PROGRESS),
+        "completed": Outcome(_S.STATE_COMPLETED),
+        "failed": Outcome(_S.STATE_FAILED),
+    },
+    ANY_CASE_AND_SPACING,
+)
 # The entity webhook says completed/failed; the entity analysis endpoints, whose
 # answers a replay may feed through here, also say processing.
-ENTITY_STATES: dict[str, State.ValueType] = PROGRESS_STATES
-
-_SEVERITY: dict[State.ValueType, int] = {
-    State.STATE_COMPLETED: 0,
-    State.STATE_IN_PROGRESS: 1,
-    State.STATE_FAILED: 2,
-}
+ENTITY_STATES = PROGRESS_STATES
 
 
-def _word(raw: str) -> str:
-    return " ".join(raw.replace("_", " ").split()).lower()
-
-
-def _lookup(
-    table: Mapping[str, State.ValueType], raw: str, what: str, where: str
-) -> State.ValueType:
-    state = table.get(_word(raw))
-    if state is None:
-        expected = ", ".join(sorted(table))
-        raise InvalidPayloadError(
-            f"invalid {what}: {where}: unknown value {raw[:60]!r}; "
-            f"expected one of {expected} (any case)"
-        )
-    return state
-
-
-def _failed(state: State.ValueType) -> bool:
-    return state in FAILURE_STATES
+def finbox_status(
+    name: ResourceName,
+    outcome: Outcome,
+    stage: Stage.ValueType,
+    provider_state: str,
+    *,
+    final_stage: Stage.ValueType | None = FINAL_STAGE,
+    open_ended: bool = False,
+    error_code: str | None = None,
+    error_message: str | None = None,
+    retryable: bool = False,
+    progress: tuple[int, int] | None = None,
+    ready_to_fetch: bool = False,
+    occurred_at: datetime | None = None,
+    attributes: Mapping[str, str | None] | None = None,
+) -> Status:
+    """A FinBox subject in ``outcome``, with the error its ``error_code`` and
+    ``error_message`` describe (``retryable`` as ``finbox_error`` says)."""
+    failed = outcome.state in FAILURE_STATES
+    return build_status(
+        name,
+        FINBOX,
+        outcome.state,
+        stage,
+        final_stage=final_stage,
+        open_ended=open_ended,
+        provider_state=provider_state,
+        error=finbox_error(error_code, error_message, failed=failed, retryable=retryable),
+        progress=progress,
+        ready_to_fetch=ready_to_fetch,
+        occurred_at=occurred_at,
+        attributes=attributes,
+    )
 
 
 # --- session flow webhooks --------------------------------------------------------------
@@ -127,104 +154,101 @@ def _failed(state: State.ValueType) -> bool:
 
 def upload_webhook_updates(source_id: str, body: UploadWebhook) -> list[Status]:
     """``SESSION_REQUIREMENT_COMPLETION_NOTIFICATION`` / ``SESSION_EXPIRY_NOTIFICATION``."""
-    session = make_name(source_id, "sessions", body.session_id)
-    state = UPLOAD_EVENTS[body.event_name.strip().upper()]
-    children = _upload_children(session, body.accounts, body.statements, "FinBox upload webhook")
+    label = "FinBox upload webhook"
+    session = subject_name(source_id, "sessions", body.session_id)
+    outcome = UPLOAD_EVENTS.lookup(body.event_name, label, "event_name")
     return [
-        *children,
-        build_status(
-            session,
-            FINBOX,
-            state,
-            Stage.STAGE_UPLOAD,
-            final_stage=FINAL_STAGE,
-            provider_state=body.event_name,
-        ),
+        *upload_children(session, body.accounts, body.statements, label),
+        finbox_status(session, outcome, Stage.STAGE_UPLOAD, body.event_name),
     ]
 
 
-def enrichment_updates(source_id: str, body: EnrichmentWebhook) -> list[Status]:
-    """``ENRICHMENT_NOTIFICATION``: each account, then the session they add up to."""
-    what = "FinBox enrichment webhook"
-    session = make_name(source_id, "sessions", body.session_id)
-    accounts: list[Status] = []
-    for i, account in enumerate(body.accounts or ()):
-        state = _lookup(
-            ENRICHMENT_ACCOUNT_STATES, account.account_status, what, f"accounts.{i}.account_status"
-        )
-        accounts.append(
-            build_status(
-                session.child("accounts", account.account_id),
-                FINBOX,
-                state,
-                Stage.STAGE_PROCESSING,
-                final_stage=FINAL_STAGE,
-                provider_state=account.account_status,
-                error=finbox_error(
-                    account.error_code, account.error_message, failed=_failed(state)
-                ),
-                ready_to_fetch=state == State.STATE_COMPLETED,
-                attributes={"bank_name": account.bank_name},
-            )
-        )
-    completed = sum(a.state == State.STATE_COMPLETED for a in accounts)
+def enrichment_updates(
+    source_id: str, body: EnrichmentWebhook, *, provider_state: str | None = None
+) -> list[Status]:
+    """``ENRICHMENT_NOTIFICATION``: each account, then the session they add up to.
+    ``provider_state`` is the session's word when it is not the event's name (the
+    ``session_status`` answer says the same without one)."""
+    label = "FinBox enrichment webhook"
+    session = subject_name(source_id, "sessions", body.session_id)
+    accounts = [
+        _enrichment_account(session, account, label, f"accounts.{i}")
+        for i, account in enumerate(body.accounts or ())
+    ]
+    completed = sum(a.state == _S.STATE_COMPLETED for a in accounts)
     if not accounts:
-        session_state = State.STATE_COMPLETED if body.insights_available else State.STATE_FAILED
+        session_state = _S.STATE_COMPLETED if body.insights_available else _S.STATE_FAILED
     elif completed == len(accounts):
-        session_state = State.STATE_COMPLETED
+        session_state = _S.STATE_COMPLETED
     elif completed:
-        session_state = State.STATE_PARTIAL
+        session_state = _S.STATE_PARTIAL
     else:
-        session_state = State.STATE_FAILED
+        session_state = _S.STATE_FAILED
     ready = body.insights_available if body.insights_available is not None else completed > 0
     return [
         *accounts,
-        build_status(
+        finbox_status(
             session,
-            FINBOX,
-            session_state,
+            Outcome(session_state),
             Stage.STAGE_PROCESSING,
-            final_stage=FINAL_STAGE,
-            provider_state=body.event_name,
+            body.event_name if provider_state is None else provider_state,
             ready_to_fetch=ready,
         ),
     ]
 
 
-def _upload_children(
+def _enrichment_account(
+    session: ResourceName, account: EnrichmentAccount, label: str, path: str
+) -> Status:
+    outcome = ENRICHMENT_ACCOUNT_STATES.lookup(
+        account.account_status, label, f"{path}.account_status"
+    )
+    return finbox_status(
+        child_name(session, "accounts", account.account_id),
+        outcome,
+        Stage.STAGE_PROCESSING,
+        account.account_status,
+        error_code=account.error_code,
+        error_message=account.error_message,
+        ready_to_fetch=outcome.state == _S.STATE_COMPLETED,
+        attributes={"bank_name": account.bank_name},
+    )
+
+
+def upload_children(
     session: ResourceName,
     accounts: Iterable[UploadAccount] | None,
     statements: Iterable[Statement] | None,
-    what: str,
+    label: str,
 ) -> list[Status]:
-    """Statements (those inside accounts, then any listed at the top), then accounts."""
+    """Statements (those inside accounts, then any listed at the top), then accounts;
+    as the upload webhook and the ``session_upload_status`` answer list them."""
     statement_updates: list[Status] = []
     account_updates: list[Status] = []
     for i, account in enumerate(accounts or ()):
         for j, statement in enumerate(account.statements or ()):
             statement_updates.append(
                 _upload_statement(
-                    session, statement, account.account_id, what, f"accounts.{i}.statements.{j}"
+                    session, statement, account.account_id, label, f"accounts.{i}.statements.{j}"
                 )
             )
-        account_updates.append(_upload_account(session, account, what, f"accounts.{i}"))
+        account_updates.append(_upload_account(session, account, label, f"accounts.{i}"))
     for j, statement in enumerate(statements or ()):
         statement_updates.append(
-            _upload_statement(session, statement, None, what, f"statements.{j}")
+            _upload_statement(session, statement, None, label, f"statements.{j}")
         )
     return statement_updates + account_updates
 
 
-def _upload_account(session: ResourceName, account: UploadAccount, what: str, where: str) -> Status:
-    state = _lookup(UPLOAD_ACCOUNT_STATES, account.account_status, what, f"{where}.account_status")
-    return build_status(
-        session.child("accounts", account.account_id),
-        FINBOX,
-        state,
+def _upload_account(session: ResourceName, account: UploadAccount, label: str, path: str) -> Status:
+    outcome = UPLOAD_ACCOUNT_STATES.lookup(account.account_status, label, f"{path}.account_status")
+    return finbox_status(
+        child_name(session, "accounts", account.account_id),
+        outcome,
         Stage.STAGE_UPLOAD,
-        final_stage=FINAL_STAGE,
-        provider_state=account.account_status,
-        error=finbox_error(account.error_code, account.error_message, failed=_failed(state)),
+        account.account_status,
+        error_code=account.error_code,
+        error_message=account.error_message,
         occurred_at=account.last_updated_at,
         attributes={
             "bank_name": account.bank_name,
@@ -241,18 +265,17 @@ def _upload_statement(
     session: ResourceName,
     statement: Statement,
     account_id: str | None,
-    what: str,
-    where: str,
+    label: str,
+    path: str,
 ) -> Status:
-    state = _lookup(STATEMENT_STATES, statement.statement_status, what, f"{where}.statement_status")
-    return build_status(
-        session.child("statements", statement.statement_id),
-        FINBOX,
-        state,
+    outcome = STATEMENT_STATES.lookup(statement.statement_status, label, f"{path}.statement_status")
+    return finbox_status(
+        child_name(session, "statements", statement.statement_id),
+        outcome,
         Stage.STAGE_UPLOAD,
-        final_stage=FINAL_STAGE,
-        provider_state=statement.statement_status,
-        error=finbox_error(statement.error_code, statement.error_message, failed=_failed(state)),
+        statement.statement_status,
+        error_code=statement.error_code,
+        error_message=statement.error_message,
         attributes={"account_id": account_id or statement.account_id, "source": statement.source},
     )
 
@@ -279,9 +302,7 @@ def missing_data_summary(value: Any) -> str | None:
                 parts.append(json.dumps(item, sort_keys=True, separators=(",", ":")))
             except (TypeError, ValueError, RecursionError):
                 continue
-    summary = ",".join(parts)
-    # JSON strings may hold lone surrogates, which protobuf refuses.
-    return summary.encode("utf-8", "replace").decode("utf-8") or None
+    return utf8(",".join(parts)) or None
 
 
 # --- legacy entity flow -------------------------------------------------------------------
@@ -289,120 +310,40 @@ def missing_data_summary(value: Any) -> str | None:
 
 def entity_updates(source_id: str, body: EntityWebhook) -> list[Status]:
     """The legacy webhook: the statement when it names one, then the entity."""
-    entity = make_name(source_id, "entities", body.entity_id)
-    state = _lookup(ENTITY_STATES, body.progress, "FinBox entity webhook", "progress")
-    failed = _failed(state)
-    completed = state == State.STATE_COMPLETED
+    entity = subject_name(source_id, "entities", body.entity_id)
+    outcome = ENTITY_STATES.lookup(body.progress, "FinBox entity webhook", "progress")
+    completed = outcome.state == _S.STATE_COMPLETED
     updates: list[Status] = []
     if body.statement_id is not None:
         updates.append(
-            build_status(
-                entity.child("statements", body.statement_id),
-                FINBOX,
-                state,
+            finbox_status(
+                child_name(entity, "statements", body.statement_id),
+                outcome,
+                Stage.STAGE_UNSPECIFIED,
+                body.progress,
                 # The flow has no stages, so success at "no stage" ends a statement.
                 final_stage=Stage.STAGE_UNSPECIFIED,
-                provider_state=body.progress,
-                error=finbox_error(None, body.reason, failed=failed),
+                error_message=body.reason,
                 ready_to_fetch=completed,
                 occurred_at=body.date_time,
             )
         )
-    entity_status = build_status(
-        entity,
-        FINBOX,
-        state,
-        final_stage=None,
-        provider_state=body.progress,
-        # No statement: a net-banking login failed, and the user can log in again.
-        error=finbox_error(None, body.reason, failed=failed, retryable=body.statement_id is None),
-        ready_to_fetch=completed,
-        occurred_at=body.date_time,
-        attributes={"link_id": body.link_id},
+    updates.append(
+        finbox_status(
+            entity,
+            outcome,
+            Stage.STAGE_UNSPECIFIED,
+            body.progress,
+            final_stage=None,
+            # An entity outlives any one attempt: a failed upload or login is followed
+            # by the user's next one, so not even FAILED ends it.
+            open_ended=True,
+            error_message=body.reason,
+            # No statement: a net-banking login failed, and the user can log in again.
+            retryable=body.statement_id is None,
+            ready_to_fetch=completed,
+            occurred_at=body.date_time,
+            attributes={"link_id": body.link_id},
+        )
     )
-    # An entity outlives any one attempt: a failed upload or login is followed by the
-    # user's next one, so not even FAILED ends it (see the module docstring).
-    entity_status.terminal = False
-    updates.append(entity_status)
     return updates
-
-
-# --- poll answers --------------------------------------------------------------------------
-
-
-def upload_status_update(source_id: str, session_id: str, body: object) -> list[Status]:
-    """``GET /session_data/{session_id}/session_upload_status/``: the accounts and their
-    statements as in the upload webhook, then the session at UPLOAD."""
-    what = "FinBox session_upload_status answer"
-    answer = parse(UploadStatusResponse, body, what)
-    session = make_name(source_id, "sessions", session_id)
-    state = _lookup(UPLOAD_STATUS_STATES, answer.upload_status, what, "upload_status")
-    return [
-        *_upload_children(session, answer.accounts, answer.statements, what),
-        build_status(
-            session,
-            FINBOX,
-            state,
-            Stage.STAGE_UPLOAD,
-            final_stage=FINAL_STAGE,
-            provider_state=answer.upload_status,
-        ),
-    ]
-
-
-def progress_update(source_id: str, session_id: str, body: object) -> list[Status]:
-    """``GET /session_data/{session_id}/progress/``: each statement, then the session at
-    PROCESSING with ``progress`` = statements finished of statements reported."""
-    what = "FinBox progress answer"
-    answer = parse(ProgressResponse, body, what)
-    session = make_name(source_id, "sessions", session_id)
-    state = _lookup(PROGRESS_STATES, answer.session_progress, what, "session_progress")
-    statements = [
-        status
-        for i, entry in enumerate(answer.progress or ())
-        if (status := _progress_statement(session, entry, what, f"progress.{i}")) is not None
-    ]
-    finished = sum(s.state != State.STATE_IN_PROGRESS for s in statements)
-    return [
-        *statements,
-        build_status(
-            session,
-            FINBOX,
-            state,
-            Stage.STAGE_PROCESSING,
-            final_stage=FINAL_STAGE,
-            provider_state=answer.session_progress,
-            progress=(finished, len(statements)) if statements else None,
-            ready_to_fetch=state == State.STATE_COMPLETED,
-        ),
-    ]
-
-
-def _progress_statement(
-    session: ResourceName, entry: StatementProgress, what: str, where: str
-) -> Status | None:
-    """The worst of the statement's status fields; None when it reports none."""
-    fields = {
-        "processing_status": entry.processing_status,
-        "identity_status": entry.identity_status,
-        "transaction_status": entry.transaction_status,
-        "fraud_status": entry.fraud_status,
-    }
-    reported = [
-        (raw, _lookup(PROGRESS_STATES, raw, what, f"{where}.{name}"))
-        for name, raw in fields.items()
-        if raw and raw.strip()
-    ]
-    if not reported:
-        return None
-    raw, state = max(reported, key=lambda pair: _SEVERITY[pair[1]])
-    return build_status(
-        session.child("statements", entry.statement_id),
-        FINBOX,
-        state,
-        Stage.STAGE_PROCESSING,
-        final_stage=FINAL_STAGE,
-        provider_state=raw,
-        error=finbox_error(None, entry.message, failed=_failed(state)),
-        attributes={**fields, "source": entry.source},
-    )

@@ -1,12 +1,21 @@
-"""FinBox poll answers that the webhook mappings (``mapping.py``) do not cover, and the
-one correction polling needs.
+"""FinBox poll answers -> canonical statuses, through the webhook mappings where an
+answer says what a webhook says.
 
-- **Provisional progress.** ``progress`` saying ``completed`` would make the session
-  COMPLETED at PROCESSING, which is terminal: the enrichment webhook that follows, and
-  may say PARTIAL or FAILED, would then be dropped. A session whose only news is
-  ``progress`` is therefore IN_PROGRESS at PROCESSING (with its statement counts); its
-  verdict comes from ``session_status``, per account, exactly as the enrichment webhook
-  derives it (all accounts completed: COMPLETED, some: PARTIAL, none: FAILED).
+- **session_upload_status** lists accounts and statements as the upload webhook does;
+  the session is at UPLOAD, in the state of ``upload_status``.
+- **progress**: each statement takes the worst of its four status fields (failed >
+  processing > completed; ``processing_status`` wins ties, so it is the
+  ``provider_state`` unless another field is worse), so a statement whose transactions
+  failed is not reported COMPLETED because its processing step finished. The fields are
+  kept as attributes. The session counts finished statements in ``progress``, and a
+  completed session is ``ready_to_fetch``.
+- **Provisional progress.** When polling, ``progress`` saying ``completed`` would make
+  the session COMPLETED at PROCESSING, which is terminal: the enrichment webhook that
+  follows, and may say PARTIAL or FAILED, would then be dropped. A session whose only
+  news is ``progress`` is therefore IN_PROGRESS at PROCESSING (with its statement
+  counts); its verdict comes from ``session_status``, per account, exactly as the
+  enrichment webhook derives it (all accounts completed: COMPLETED, some: PARTIAL,
+  none: FAILED).
 - **session_status** is documented only as "per-account ``account_status``,
   ``error_code``, ``error_message``": its ``accounts[]`` are read like the enrichment
   webhook's. An answer that lists no account gives no verdict (rather than FAILED, which
@@ -21,58 +30,153 @@ one correction polling needs.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import Field
 
+from statusgate.core.names import ResourceName
+from statusgate.providers.common import Outcome, Payload, Text, child_name, parse, subject_name
 from statusgate.providers.finbox.mapping import (
     ENRICHMENT_EVENT,
+    PROGRESS_STATES,
+    UPLOAD_STATUS_STATES,
     enrichment_updates,
     entity_updates,
+    finbox_status,
+    upload_children,
 )
 from statusgate.providers.finbox.payloads import (
     EnrichmentAccount,
     EnrichmentWebhook,
     EntityWebhook,
-    Text,
-    _Payload,
-    parse,
+    ProgressResponse,
+    StatementProgress,
+    UploadStatusResponse,
 )
-from statusgate.v1.status_pb2 import State, Status
+from statusgate.v1.status_pb2 import Stage, State, Status
+
+_SEVERITY: dict[State.ValueType, int] = {
+    State.STATE_COMPLETED: 0,
+    State.STATE_IN_PROGRESS: 1,
+    State.STATE_FAILED: 2,
+}
+# A completed session whose verdict ``session_status`` has still to give.
+AWAITING_VERDICT = Outcome(State.STATE_IN_PROGRESS)
 
 
-class SessionStatusResponse(_Payload):
+class SessionStatusResponse(Payload):
     """``GET /session_data/{session_id}/session_status/``, the part we read."""
 
     accounts: list[EnrichmentAccount] | None = None
     insights_available: bool | None = None
 
 
-class EntityProgress(_Payload):
+class EntityProgress(Payload):
     status: Text | None = None
     statement_id: Text | None = None
     source: Text | None = None
     message: Text | None = None
 
 
-class EntityAnalysisResponse(_Payload):
+class EntityAnalysisResponse(Payload):
     """The ``progress[]`` of an entity analysis endpoint (the rest is not read)."""
 
     progress: list[EntityProgress] | None = None
 
 
-class WebhookPayloadsResponse(_Payload):
+class WebhookPayloadsResponse(Payload):
     payloads: list[dict[str, Any]] = Field(default_factory=list)
 
 
-def provisional(updates: list[Status], session_name: str) -> list[Status]:
-    """``progress_update``'s updates with a completed session made non-terminal."""
-    for status in updates:
-        if status.name == session_name and status.state == State.STATE_COMPLETED:
-            status.state = State.STATE_IN_PROGRESS
-            status.terminal = False
-            status.ready_to_fetch = False
-    return updates
+class PolledProgress(NamedTuple):
+    updates: list[Status]
+    # ``progress`` said processing completed: ``session_status`` now has the verdict.
+    verdict_due: bool
+
+
+# --- sessions -----------------------------------------------------------------------------
+
+
+def upload_status_update(source_id: str, session_id: str, body: object) -> list[Status]:
+    """``GET /session_data/{session_id}/session_upload_status/``: the accounts and their
+    statements as in the upload webhook, then the session at UPLOAD."""
+    label = "FinBox session_upload_status answer"
+    answer = parse(UploadStatusResponse, body, label)
+    session = subject_name(source_id, "sessions", session_id)
+    outcome = UPLOAD_STATUS_STATES.lookup(answer.upload_status, label, "upload_status")
+    return [
+        *upload_children(session, answer.accounts, answer.statements, label),
+        finbox_status(session, outcome, Stage.STAGE_UPLOAD, answer.upload_status),
+    ]
+
+
+def progress_update(
+    source_id: str, session_id: str, body: object, *, verdict_pending: bool = False
+) -> list[Status]:
+    """``GET /session_data/{session_id}/progress/``: each statement, then the session at
+    PROCESSING with ``progress`` = statements finished of statements reported.
+    ``verdict_pending``: ``session_status`` gives the verdict, so a completed session is
+    provisional (see the module docstring)."""
+    return _progress(source_id, session_id, body, verdict_pending=verdict_pending).updates
+
+
+def polled_progress(source_id: str, session_id: str, body: object) -> PolledProgress:
+    """``progress_update`` with the verdict pending, saying also whether it is due now."""
+    return _progress(source_id, session_id, body, verdict_pending=True)
+
+
+def _progress(
+    source_id: str, session_id: str, body: object, *, verdict_pending: bool
+) -> PolledProgress:
+    label = "FinBox progress answer"
+    answer = parse(ProgressResponse, body, label)
+    session = subject_name(source_id, "sessions", session_id)
+    outcome = PROGRESS_STATES.lookup(answer.session_progress, label, "session_progress")
+    completed = outcome.state == State.STATE_COMPLETED
+    statements = [
+        status
+        for i, entry in enumerate(answer.progress or ())
+        if (status := _progress_statement(session, entry, label, f"progress.{i}")) is not None
+    ]
+    finished = sum(s.state != State.STATE_IN_PROGRESS for s in statements)
+    provisional = verdict_pending and completed
+    session_status = finbox_status(
+        session,
+        AWAITING_VERDICT if provisional else outcome,
+        Stage.STAGE_PROCESSING,
+        answer.session_progress,
+        progress=(finished, len(statements)) if statements else None,
+        ready_to_fetch=completed and not provisional,
+    )
+    return PolledProgress([*statements, session_status], completed)
+
+
+def _progress_statement(
+    session: ResourceName, entry: StatementProgress, label: str, path: str
+) -> Status | None:
+    """The worst of the statement's status fields; None when it reports none."""
+    fields = {
+        "processing_status": entry.processing_status,
+        "identity_status": entry.identity_status,
+        "transaction_status": entry.transaction_status,
+        "fraud_status": entry.fraud_status,
+    }
+    reported = [
+        (raw, PROGRESS_STATES.lookup(raw, label, f"{path}.{name}"))
+        for name, raw in fields.items()
+        if raw and raw.strip()
+    ]
+    if not reported:
+        return None
+    raw, outcome = max(reported, key=lambda pair: _SEVERITY[pair[1].state])
+    return finbox_status(
+        child_name(session, "statements", entry.statement_id),
+        outcome,
+        Stage.STAGE_PROCESSING,
+        raw,
+        error_message=entry.message,
+        attributes={**fields, "source": entry.source},
+    )
 
 
 def session_status_updates(source_id: str, session_id: str, body: object) -> list[Status]:
@@ -80,7 +184,7 @@ def session_status_updates(source_id: str, session_id: str, body: object) -> lis
     answer = parse(SessionStatusResponse, body, "FinBox session_status answer")
     if not answer.accounts:
         return []
-    updates = enrichment_updates(
+    return enrichment_updates(
         source_id,
         EnrichmentWebhook(
             event_name=ENRICHMENT_EVENT,
@@ -88,10 +192,12 @@ def session_status_updates(source_id: str, session_id: str, body: object) -> lis
             insights_available=answer.insights_available,
             accounts=answer.accounts,
         ),
+        # The session's own word: the answer it was derived from, not a webhook's name.
+        provider_state="session_status",
     )
-    # The session's own word: the answer it was derived from, not a webhook's name.
-    updates[-1].provider_state = "session_status"
-    return updates
+
+
+# --- entities -----------------------------------------------------------------------------
 
 
 def entity_progress_updates(source_id: str, entity_id: str, body: object) -> list[Status]:
@@ -116,12 +222,13 @@ def entity_progress_updates(source_id: str, entity_id: str, body: object) -> lis
 
 
 def webhook_payload_updates(source_id: str, entity_id: str, body: object) -> list[Status]:
-    answer = parse(WebhookPayloadsResponse, body, "FinBox webhook_payloads answer")
+    label = "FinBox webhook_payloads answer"
+    answer = parse(WebhookPayloadsResponse, body, label)
     updates: list[Status] = []
     for i, payload in enumerate(reversed(answer.payloads)):
         if payload.get("entity_id") != entity_id:
             continue  # a link may have served more than one entity
-        webhook = parse(EntityWebhook, payload, f"FinBox webhook_payloads answer payloads.{i}")
+        webhook = parse(EntityWebhook, payload, f"{label} payloads.{i}")
         updates.extend(entity_updates(source_id, webhook))
     return updates
 
