@@ -28,7 +28,7 @@ FIXTURES = PROVIDERS.spec("banqware").fixtures
 S = State
 E = ErrorReason
 
-# paymentStatus: number, name -> state, error reason (DESIGN.md §5); all are terminal but
+# paymentStatus: number, name -> state, error reason; all are terminal but
 # Created and InProgress.
 PAYMENTS: list[tuple[int, str, State.ValueType, ErrorReason.ValueType]] = [
     (1, "Created", S.STATE_PENDING, E.ERROR_REASON_UNSPECIFIED),

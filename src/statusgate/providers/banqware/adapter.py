@@ -1,4 +1,4 @@
-"""The banqware PSD2 Hub adapter (DESIGN.md §5, banqware table).
+"""The banqware PSD2 Hub adapter.
 
 Three callback shapes, told apart by an identifying key plus at least one key of its
 content: a PIS payment (``paymentId`` + ``paymentStatus``), a first transactions page
@@ -34,19 +34,12 @@ Decisions the tables leave open:
 
 from __future__ import annotations
 
-from typing import ClassVar, TypeVar
-
-from pydantic import BaseModel, ValidationError
+from typing import ClassVar
 
 from statusgate.config import SourceConfig
-from statusgate.core.names import InvalidNameError, ResourceName, make_name
+from statusgate.core.names import ResourceName
 from statusgate.providers.banqware.config import BanqwareSource
-from statusgate.providers.banqware.mapping import (
-    PAYMENT_STATUSES,
-    SESSION_STATUSES,
-    STAGES,
-    Outcome,
-)
+from statusgate.providers.banqware.mapping import PAYMENT_STATUSES, SESSION_STATUSES, STAGES
 from statusgate.providers.banqware.payloads import (
     Account,
     Bank,
@@ -56,12 +49,17 @@ from statusgate.providers.banqware.payloads import (
     TransactionsPageCallback,
     Word,
 )
-from statusgate.providers.base import InvalidPayloadError, JSONObject, UnknownShapeError
-from statusgate.providers.common import build_status, mask_account_number, status_error
-from statusgate.v1.status_pb2 import Provider, Stage, State, Status, StatusError
+from statusgate.providers.base import JSONObject, UnknownShapeError
+from statusgate.providers.common import (
+    build_status,
+    child_name,
+    mask_account_number,
+    parse,
+    subject_name,
+)
+from statusgate.v1.status_pb2 import Provider, Stage, State, Status
 
 _BANQWARE = Provider.PROVIDER_BANQWARE
-_Callback = TypeVar("_Callback", bound=BaseModel)
 
 
 class BanqwareAdapter:
@@ -72,20 +70,17 @@ class BanqwareAdapter:
             raise TypeError(f"the banqware adapter got a {source.provider} source")
         if not isinstance(payload, dict):
             raise UnknownShapeError("a banqware callback is a JSON object")
-        mapper = _Mapper(source.id, STAGES[source.final_stage])
-        try:
-            if "paymentId" in payload and "paymentStatus" in payload:
-                return [mapper.payment(_parse(PaymentCallback, payload, "payment callback"))]
-            if "accountId" in payload and (
-                "transactionsCount" in payload or "transactionStatus" in payload
-            ):
-                page = _parse(TransactionsPageCallback, payload, "first-transactions-page")
-                return mapper.transactions_page(page)
-            if "sessionId" in payload and ("stage" in payload or "status" in payload):
-                session = _parse(SessionCallback, payload, "session callback")
-                return mapper.session(session, session.stage, session.status)
-        except InvalidNameError as error:  # only a source id can still be refused here
-            raise InvalidPayloadError(f"cannot name the subject: {error}") from error
+        mapper = _Mapper(source)
+        if "paymentId" in payload and "paymentStatus" in payload:
+            return [mapper.payment(parse(PaymentCallback, payload, "banqware payment callback"))]
+        if "accountId" in payload and (
+            "transactionsCount" in payload or "transactionStatus" in payload
+        ):
+            label = "banqware first-transactions-page"
+            return mapper.transactions_page(parse(TransactionsPageCallback, payload, label))
+        if "sessionId" in payload and ("stage" in payload or "status" in payload):
+            session = parse(SessionCallback, payload, "banqware session callback")
+            return mapper.session(session, session.stage, session.status)
         raise UnknownShapeError(
             "not a banqware callback: expected paymentId and paymentStatus (payment), "
             "accountId and transactionsCount or transactionStatus (first transactions "
@@ -93,11 +88,11 @@ class BanqwareAdapter:
         )
 
 
-def _parse(model: type[_Callback], payload: JSONObject, what: str) -> _Callback:
-    try:
-        return model.model_validate(payload)
-    except ValidationError as error:
-        raise InvalidPayloadError.from_validation(f"banqware {what}", error) from error
+def session_updates(
+    source: BanqwareSource, callback: SessionCallback, *, progress: tuple[int, int] | None
+) -> list[Status]:
+    """A session callback's updates, with the session's ``progress`` when it is known."""
+    return _Mapper(source).session(callback, callback.stage, callback.status, progress=progress)
 
 
 def _progression(
@@ -113,29 +108,39 @@ def _progression(
 
 
 class _Mapper:
-    def __init__(self, source: str, final_stage: Stage.ValueType) -> None:
-        self.source = source
-        self.final_stage = final_stage
+    def __init__(self, source: BanqwareSource) -> None:
+        self.source = source.id
+        self.final_stage = STAGES[source.final_stage]
 
-    def session(self, fields: SessionFields, stage_word: Word, status_word: Word) -> list[Status]:
-        name = make_name(self.source, "sessions", fields.session_id)
-        stage = STAGES[stage_word.name]
-        outcome = SESSION_STATUSES[status_word.name]
-        final_stage, ready = _progression(stage, outcome.state, self.final_stage)
-        accounts = self._listed_accounts(name, fields.details or [], stage, outcome.state)
+    def session(
+        self,
+        fields: SessionFields,
+        stage_word: Word,
+        status_word: Word,
+        *,
+        progress: tuple[int, int] | None = None,
+    ) -> list[Status]:
+        """The session, then the accounts listed in its ``details``; ``progress`` is the
+        session's when its count is known (a status answer may say it)."""
+        name = subject_name(self.source, "sessions", fields.session_id)
+        outcome = SESSION_STATUSES[status_word.name].at(STAGES[stage_word.name])
+        final_stage, ready = _progression(outcome.stage, outcome.state, self.final_stage)
+        accounts = self._listed_accounts(name, fields.details or [], outcome.stage, outcome.state)
         listed = len(accounts)
-        accounts_finished = stage == Stage.STAGE_ACCOUNTS and outcome.state == State.STATE_COMPLETED
+        accounts_finished = (
+            outcome.stage == Stage.STAGE_ACCOUNTS and outcome.state == State.STATE_COMPLETED
+        )
+        if progress is None and listed and accounts_finished:
+            progress = (listed, listed)
         session = build_status(
             name,
             _BANQWARE,
             outcome.state,
-            stage,
+            outcome.stage,
             final_stage=final_stage,
             provider_state=status_word.raw,
-            error=_error(
-                outcome, status_word.name, f"{status_word.name} at stage {stage_word.name}"
-            ),
-            progress=(listed, listed) if listed and accounts_finished else None,
+            error=outcome.error(status_word.name, f"{status_word.name} at stage {stage_word.name}"),
+            progress=progress,
             ready_to_fetch=ready,
             attributes=_session_attributes(fields),
         )
@@ -146,7 +151,7 @@ class _Mapper:
         if page.stage is not None and page.status is not None:
             updates = self.session(page, page.stage, page.status)
         else:
-            session_name = make_name(self.source, "sessions", page.session_id)
+            session_name = subject_name(self.source, "sessions", page.session_id)
             updates = self._listed_accounts(
                 session_name, page.details or [], Stage.STAGE_ACCOUNTS, State.STATE_COMPLETED
             )
@@ -155,7 +160,7 @@ class _Mapper:
         stage, state = Stage.STAGE_TRANSACTIONS, State.STATE_IN_PROGRESS
         final_stage, ready = _progression(stage, state, self.final_stage)
         account = build_status(
-            make_name(self.source, "sessions", page.session_id, "accounts", page.account_id),
+            subject_name(self.source, "sessions", page.session_id, "accounts", page.account_id),
             _BANQWARE,
             state,
             stage,
@@ -173,17 +178,16 @@ class _Mapper:
         return [*updates, account]
 
     def payment(self, payment: PaymentCallback) -> Status:
-        outcome = PAYMENT_STATUSES[payment.payment_status.name]
+        word = payment.payment_status
+        outcome = PAYMENT_STATUSES[word.name]
         return build_status(
-            make_name(self.source, "payments", payment.payment_id),
+            subject_name(self.source, "payments", payment.payment_id),
             _BANQWARE,
             outcome.state,
             Stage.STAGE_PAYMENT,
             final_stage=Stage.STAGE_PAYMENT,
-            provider_state=payment.payment_status.raw,
-            error=_error(
-                outcome, payment.payment_status.name, "the bank does not support this payment"
-            ),
+            provider_state=word.raw,
+            error=outcome.error(word.name, "the bank does not support this payment"),
             attributes={
                 "payment_external_id": payment.payment_external_id,
                 "user_external_id": payment.user.external_id if payment.user else None,
@@ -208,7 +212,7 @@ class _Mapper:
             if account_key in statuses:
                 continue
             statuses[account_key] = build_status(
-                session.child("accounts", account_key),
+                child_name(session, "accounts", account_key),
                 _BANQWARE,
                 State.STATE_COMPLETED,
                 stage,
@@ -222,12 +226,6 @@ class _Mapper:
                 },
             )
         return list(statuses.values())
-
-
-def _error(outcome: Outcome, provider_code: str, message: str) -> StatusError | None:
-    if outcome.error is None:
-        return None
-    return status_error(outcome.error, provider_code, message)
 
 
 def _bank_id(bank_id: str | None, bank: Bank | None) -> str | None:

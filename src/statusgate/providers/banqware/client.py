@@ -1,4 +1,4 @@
-"""banqware PSD2 Hub API client and the banqware poller (PROVIDERS.md, banqware).
+"""banqware PSD2 Hub API client and the banqware poller.
 
 banqware publishes neither its API host nor its auth header, and requires a client
 certificate in production: base URL, extra headers (values from environment variables)

@@ -1,4 +1,4 @@
-"""banqware callback bodies (PROVIDERS.md, banqware section) as pydantic models.
+"""banqware callback bodies as pydantic models.
 
 Fields that name a subject or decide its state are validated strictly, so a broken
 callback is rejected with a message naming the field and what is wrong with it. Fields
@@ -9,26 +9,24 @@ an odd ``userId`` must not cost a session its status.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Annotated, Any, NamedTuple, TypeVar
 
-from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator
+from pydantic import AliasChoices, BeforeValidator, Field, PlainValidator
+from pydantic_core import PydanticCustomError
 
-from statusgate.providers.banqware.mapping import (
-    PAYMENT_STATUSES,
-    SESSION_STATUSES,
-    STAGES,
-    payment_status_word,
-    session_status_word,
-    stage_word,
+from statusgate.providers.banqware.mapping import PAYMENT_STATUSES, SESSION_STATUSES, STAGES
+from statusgate.providers.common import (
+    INT64_MAX,
+    Payload,
+    Table,
+    loose_text,
+    provider_id,
+    shown,
 )
 
 T = TypeVar("T")
 
-_INT64_MAX = 2**63 - 1
-# The id rule of core.names (an id becomes one segment of a resource name), matched in
-# full so that a trailing newline is refused as well.
-_ID_RE = re.compile(r"[^/\s]{1,256}")
 # A transactionStatus becomes part of attribute keys, so it must be a plain word.
 _TRANSACTION_STATUS_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
 
@@ -49,17 +47,6 @@ def _json_type(value: object) -> str:
     return type(value).__name__
 
 
-def _shown(value: str | int) -> str:
-    """A value quoted in an error message, cut short (messages are logged and returned)."""
-    if isinstance(value, int):
-        return str(value) if abs(value) < 10**40 else "a number of over 40 digits"
-    return repr(value if len(value) <= 40 else value[:40] + "...")
-
-
-def _one_of(choices: Iterable[str]) -> str:
-    return ", ".join(choices)
-
-
 def _optional(validate: Callable[[object], T]) -> Callable[[object], T | None]:
     def optional(value: object) -> T | None:
         return None if value is None else validate(value)
@@ -77,13 +64,7 @@ def _identifier(value: object) -> str:
         if abs(value) >= 10**256:
             raise ValueError("must be at most 256 characters")
         value = str(value)
-    if not _ID_RE.fullmatch(value):
-        raise ValueError(f"{_shown(value)} is not 1-256 characters without '/' or whitespace")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(f"{_shown(value)} is not valid Unicode") from None
-    return value
+    return provider_id(value)
 
 
 def _account_number(value: object) -> str:
@@ -101,35 +82,32 @@ class Word(NamedTuple):
     name: str
 
 
-def _word(what: str, known: Callable[[str], str | None], choices: Iterable[str]) -> Any:
-    expected = _one_of(choices)
+def _known(table: Table[Any], value: str | int) -> Word:
+    name = table.word(value)
+    if name is None:
+        # Not a ValueError, whose message pydantic prefixes: refused as Table.lookup does.
+        raise PydanticCustomError("unknown_word", "{problem}", {"problem": table.unknown(value)})
+    return Word(str(value), name)
 
+
+def _word(table: Table[Any]) -> Callable[[object], Word]:
     def validate(value: object) -> Word:
         if not isinstance(value, str):
             raise ValueError(f"must be a string, not {_json_type(value)}")
-        name = known(value)
-        if name is None:
-            raise ValueError(f"unknown {what} {_shown(value)}; expected one of {expected}")
-        return Word(value, name)
+        return _known(table, value)
 
     return validate
 
 
-_stage = _word("stage", stage_word, STAGES)
-_session_status = _word("status", session_status_word, SESSION_STATUSES)
+_stage = _word(STAGES)
+_session_status = _word(SESSION_STATUSES)
 
 
 def _payment_status(value: object) -> Word:
     """As a name or a number; the raw text ("3" or "Completed") is the provider_state."""
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ValueError(f"must be a name or a number, not {_json_type(value)}")
-    name = payment_status_word(value)
-    if name is None:
-        raise ValueError(
-            f"unknown payment status {_shown(value)}; expected 1-7 or one of "
-            f"{_one_of(PAYMENT_STATUSES)}"
-        )
-    return Word(str(value), name)
+    return _known(PAYMENT_STATUSES, value)
 
 
 def _count(value: object) -> int:
@@ -137,20 +115,20 @@ def _count(value: object) -> int:
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"must be a non-negative integer, not {_json_type(value)}")
-    if not 0 <= value <= _INT64_MAX:
-        raise ValueError(f"{_shown(value)} is not between 0 and 2^63-1")
+    if not 0 <= value <= INT64_MAX:
+        raise ValueError(f"{shown(value)} is not between 0 and 2^63-1")
     return value
 
 
 def _transaction_status(value: object) -> str:
     if not isinstance(value, str) or not _TRANSACTION_STATUS_RE.fullmatch(value):
-        shown = _shown(value) if isinstance(value, str) else _json_type(value)
-        raise ValueError(f"must be a word such as booked or pending, not {shown}")
+        described = shown(value) if isinstance(value, str) else _json_type(value)
+        raise ValueError(f"must be a word such as booked or pending, not {described}")
     return value.lower()
 
 
 def _details(value: object) -> object:
-    # PROVIDERS.md shows both `details: [...]` and `details: {"accounts": [...]}`. Errors
+    # banqware documents both `details: [...]` and `details: {"accounts": [...]}`. Errors
     # inside the object form are reported as details.<index>.
     if isinstance(value, dict):
         return value.get("accounts")
@@ -177,18 +155,9 @@ OptionalTransactionStatus = Annotated[str | None, BeforeValidator(_optional(_tra
 # --- lenient: what only becomes an attribute --------------------------------------------
 
 
-def _loose_text(value: object) -> str | None:
-    if isinstance(value, str):
-        # Lone surrogates (from "\ud800" escapes) cannot go into a protobuf string.
-        return value.encode("utf-8", "replace").decode("utf-8") or None
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= _INT64_MAX:
-        return str(value)
-    return None
-
-
 def _loose_texts(value: object) -> tuple[str, ...]:
     items = value if isinstance(value, list) else [value]
-    return tuple(text for text in map(_loose_text, items) if text)
+    return tuple(text for text in map(loose_text, items) if text)
 
 
 def _loose_bool(value: object) -> bool | None:
@@ -207,7 +176,7 @@ def _loose_objects(value: object) -> list[object]:
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
-LooseText = Annotated[str | None, BeforeValidator(_loose_text)]
+LooseText = Annotated[str | None, BeforeValidator(loose_text)]
 LooseTexts = Annotated[tuple[str, ...], BeforeValidator(_loose_texts)]
 LooseBool = Annotated[bool | None, BeforeValidator(_loose_bool)]
 
@@ -215,23 +184,19 @@ LooseBool = Annotated[bool | None, BeforeValidator(_loose_bool)]
 # --- the callbacks ------------------------------------------------------------------------
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-
-class SecondaryIdentifier(_Model):
+class SecondaryIdentifier(Payload):
     type: LooseText = None
     value: LooseText = None
 
 
-class Bank(_Model):
+class Bank(Payload):
     id: LooseText = None
     secondary_identifiers: Annotated[list[SecondaryIdentifier], BeforeValidator(_loose_objects)] = (
         Field(default_factory=list, alias="secondaryIdentifiers")
     )
 
 
-class Account(_Model):
+class Account(Payload):
     """One entry of ``details`` once the Accounts stage finished."""
 
     account_number: AccountNumber = Field(alias="accountNumber")
@@ -243,7 +208,7 @@ class Account(_Model):
     manual_account_relation: LooseText = Field(default=None, alias="manualAccountRelation")
 
 
-class SessionFields(_Model):
+class SessionFields(Payload):
     """What every session-related callback carries."""
 
     session_id: Identifier = Field(alias="sessionId")
@@ -284,11 +249,11 @@ class TransactionsPageCallback(SessionFields):
     latest_effective_date: LooseText = Field(default=None, alias="latestEffectiveDate")
 
 
-class User(_Model):
+class User(Payload):
     external_id: LooseText = Field(default=None, alias="externalId")
 
 
-class PaymentCallback(_Model):
+class PaymentCallback(Payload):
     """A PIS payment's status change."""
 
     payment_id: Identifier = Field(alias="paymentId")

@@ -1,6 +1,6 @@
 """banqware status-endpoint answers -> canonical statuses, through the callback mapping.
 
-PROVIDERS.md names the endpoints (``GET /api/session/status``: the current stage and
+banqware documents the endpoints (``GET /api/session/status``: the current stage and
 status; ``GET /api/session/status/details``) and the success envelope
 ``{"success": true, "data": ...}`` but not the shape of ``data``. The assumptions, all
 of them forgiving:
@@ -12,8 +12,8 @@ of them forgiving:
 - a "2/3"-style count, under any key of either answer, is the session's ``progress``
   (the documents say such counts appear for the Accounts and Transactions stages).
 
-The answers are then mapped by ``BanqwareAdapter`` as the equivalent callback, so a poll
-and a callback that say the same thing make the same update.
+The answers are then mapped as the equivalent session callback, so a poll and a
+callback that say the same thing make the same update.
 """
 
 from __future__ import annotations
@@ -21,16 +21,18 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from statusgate.providers.banqware.adapter import BanqwareAdapter
+from statusgate.providers.banqware.adapter import session_updates
 from statusgate.providers.banqware.config import BanqwareSource
-from statusgate.providers.base import InvalidPayloadError
+from statusgate.providers.banqware.payloads import SessionCallback
+from statusgate.providers.common import invalid, parse
 from statusgate.v1.status_pb2 import Status
+
+LABEL = "banqware session status"
 
 # Session-callback fields a status answer may carry (anything else is not read, so an
 # answer can never be mistaken for a payment or transactions-page callback).
 _SESSION_FIELDS = ("stage", "status", "bank", "bankId", "isSca", "sessionExternalId", "userId")
 _COUNT_RE = re.compile(r"^\s*(\d{1,9})\s*/\s*(\d{1,9})\s*$")
-_ADAPTER = BanqwareAdapter()
 
 
 def session_poll_updates(
@@ -38,18 +40,14 @@ def session_poll_updates(
 ) -> list[Status]:
     """The session (from the status answer), then the accounts the details list."""
     if not isinstance(status, dict):
-        raise InvalidPayloadError("banqware session status: data is not an object")
+        raise invalid(LABEL, "data is not an object")
     callback: dict[str, Any] = {key: status[key] for key in _SESSION_FIELDS if key in status}
     callback["sessionId"] = session_id
     if details is not None:
         listed = details.get("details", details) if isinstance(details, dict) else details
         callback["details"] = listed
-    updates = _ADAPTER.normalize(source, callback)
-    count = _count(status) or _count(details)
-    session = updates[0]
-    if count is not None and session.name.endswith(f"/sessions/{session_id}"):
-        session.progress.done, session.progress.total = count
-    return updates
+    parsed = parse(SessionCallback, callback, LABEL)
+    return session_updates(source, parsed, progress=_count(status) or _count(details))
 
 
 def _count(data: Any) -> tuple[int, int] | None:
