@@ -22,14 +22,13 @@ from statusgate.core.names import parse_name
 from statusgate.providers.base import InvalidPayloadError, UnknownShapeError
 from statusgate.providers.registry import PROVIDERS
 from statusgate.providers.setu import SetuAdapter, SetuSource
-from statusgate.providers.setu.mapping import (
+from statusgate.providers.setu.poll_mapping import consent_poll_update, data_session_poll_update
+from statusgate.providers.setu.tables import (
     CONSENT_ERRORS,
     CONSENT_STATES,
     FI_ERRORS,
     FI_STATUSES,
     SESSION_STATES,
-    consent_poll_update,
-    data_session_poll_update,
 )
 from statusgate.v1.status_pb2 import ErrorReason, Kind, Stage, State, Status
 

@@ -3,12 +3,13 @@
 Subjects: the consent ``sources/{s}/consents/{consentId}`` (stage CONSENT), the data
 session ``sources/{s}/data-sessions/{dataSessionId}`` (stage DATA_FETCH, final stage
 DATA_FETCH) and its FIP accounts ``.../data-sessions/{dataSessionId}/accounts/
-{linkRefNumber}`` (stage DATA_FETCH). The tables are in ``mapping.py``, the shapes in
-``payloads.py``. Shapes are told apart by ``type``: CONSENT_STATUS_UPDATE,
-SESSION_STATUS_UPDATE, FI_DATA_READY, FI_DATA_FAILED; anything else (or no ``type``)
-is UnknownShapeError. A recognised type whose content is unusable (no id, an unknown
-status word, a wrong type where a name or state comes from) is InvalidPayloadError,
-with the path of the offending value. Nothing else is ever raised for a JSON object.
+{linkRefNumber}`` (stage DATA_FETCH). The tables are in ``tables.py``, the
+notifications' mapping in ``mapping.py``, the poll answers' in ``poll_mapping.py``, the
+shapes in ``payloads.py``. Shapes are told apart by ``type``: CONSENT_STATUS_UPDATE,
+SESSION_STATUS_UPDATE, FI_DATA_READY, FI_DATA_FAILED; anything else (or no ``type``) is
+UnknownShapeError. A recognised type whose content is unusable (no id, an unknown status
+word, a wrong type where a name or state comes from) is InvalidPayloadError, with the
+path of the offending value. Nothing else is ever raised for a JSON object.
 
 Decisions, where the contract leaves room:
 
@@ -77,8 +78,8 @@ from typing import ClassVar
 
 from statusgate.config import SourceConfig
 from statusgate.providers.base import JSONObject, UnknownShapeError
+from statusgate.providers.common import parse
 from statusgate.providers.setu import mapping
-from statusgate.providers.setu.mapping import parse_payload
 from statusgate.providers.setu.payloads import (
     ConsentNotification,
     FiDataFailedNotification,
@@ -96,16 +97,16 @@ class SetuAdapter:
     def normalize(self, source: SourceConfig, payload: JSONObject) -> list[Status]:
         kind = payload.get("type") if isinstance(payload, dict) else None
         if kind == "CONSENT_STATUS_UPDATE":
-            consent = parse_payload(ConsentNotification, payload, kind)
+            consent = parse(ConsentNotification, payload, f"Setu {kind}")
             return mapping.normalize_consent(source.id, consent)
         if kind == "SESSION_STATUS_UPDATE":
-            session = parse_payload(SessionNotification, payload, kind)
+            session = parse(SessionNotification, payload, f"Setu {kind}")
             return mapping.normalize_session(source.id, session)
         if kind == "FI_DATA_READY":
-            ready = parse_payload(FiDataReadyNotification, payload, kind)
+            ready = parse(FiDataReadyNotification, payload, f"Setu {kind}")
             return mapping.normalize_fi_data_ready(source.id, ready)
         if kind == "FI_DATA_FAILED":
-            failed = parse_payload(FiDataFailedNotification, payload, kind)
+            failed = parse(FiDataFailedNotification, payload, f"Setu {kind}")
             return mapping.normalize_fi_data_failed(source.id, failed)
         shown = repr(kind)[:60] if kind is not None else "no type"
         raise UnknownShapeError(f"not a Setu notification (type {shown})")

@@ -1,4 +1,4 @@
-"""Setu AA v2 API client and the Setu poller (PROVIDERS.md, Setu section).
+"""Setu AA v2 API client and the Setu poller.
 
 Calls carry ``Authorization: Bearer <token>`` and ``x-product-instance-id``. The token
 comes from a client-credentials login whose lifetime Setu does not document, so it is
@@ -14,7 +14,6 @@ data session (and each of its FIP accounts) is described by ``GET /v2/sessions/{
 from __future__ import annotations
 
 import asyncio
-import logging
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -24,7 +23,6 @@ from pydantic import SecretStr
 from statusgate.config import SetupProblems
 from statusgate.core.errors import ApiError, Reason
 from statusgate.core.names import ResourceName
-from statusgate.providers.base import InvalidPayloadError
 from statusgate.providers.polling import (
     HttpPoller,
     Poller,
@@ -34,12 +32,14 @@ from statusgate.providers.polling import (
     attempt,
 )
 from statusgate.providers.setu.config import SetuApi, SetuSource
-from statusgate.providers.setu.mapping import consent_poll_update, data_session_poll_update
+from statusgate.providers.setu.poll_mapping import (
+    consent_poll_update,
+    data_session_poll_update,
+    listed_session_updates,
+)
 from statusgate.upstream.http import CallScope, HttpClient, Sleep, deadline_exceeded
 from statusgate.upstream.single_flight import SingleFlight
 from statusgate.v1.status_pb2 import Status
-
-log = logging.getLogger(__name__)
 
 CREDENTIALS = ("client_id_env", "client_secret_env", "product_instance_id_env")
 
@@ -145,9 +145,6 @@ class SetuPoller(HttpPoller):
     pollable = ("consents", "data-sessions")
     client: SetuClient
 
-    def __init__(self, source: SetuSource, client: SetuClient) -> None:
-        super().__init__(source.id, client)
-
     async def poll(
         self, target: ResourceName, current: Status | None, scope: CallScope
     ) -> PollReport:
@@ -173,35 +170,17 @@ class SetuPoller(HttpPoller):
         if error is not None:
             raise error
         observed_at = datetime.now(UTC)
+        known_state = current.state if current is not None else None
         answer = PollReport()
         add_mapped(
             answer,
             "Setu GET /v2/consents/{id}",
-            lambda: consent_poll_update(self.source, consent_id, body),
+            lambda: consent_poll_update(
+                self.source, consent_id, body, observed_at=observed_at, known_state=known_state
+            ),
         )
-        for status in answer.updates:
-            # The answer has no time of its own. Stamped with the time it arrived only
-            # when it changes the state, so ACTIVE <-> PAUSED moves (equal rank, newer
-            # time) while an unchanged answer adds no event on every poll.
-            if current is None or status.state != current.state:
-                status.occurred_at.FromDatetime(observed_at)
-        answer.updates.extend(_listed_sessions(self.source, consent_id, listed))
+        answer.updates.extend(listed_session_updates(self.source, consent_id, listed))
         return answer
-
-
-def _listed_sessions(source: str, consent_id: str, listed: Any) -> list[Status]:
-    """``{"dataSessions": [{"sessionId", "status"}]}``, best effort."""
-    sessions = listed.get("dataSessions") if isinstance(listed, dict) else None
-    updates: list[Status] = []
-    for entry in sessions if isinstance(sessions, list) else []:
-        if not isinstance(entry, dict) or not isinstance(entry.get("sessionId"), str):
-            continue
-        body = {"status": entry.get("status"), "consentId": consent_id}
-        try:
-            updates.extend(data_session_poll_update(source, entry["sessionId"], body))
-        except InvalidPayloadError as problem:
-            log.debug("ignored a data session listed for consent %s: %s", consent_id, problem)
-    return updates
 
 
 def _access_token(body: Any) -> str | None:
@@ -229,7 +208,7 @@ def setu_poller(source: SetuSource, *, sleep: Sleep = asyncio.sleep) -> Poller:
     assert client_id and client_secret and product_instance_id
     http = HttpClient(provider=f"Setu ({source.id})", api=api, sleep=sleep)
     client = SetuClient(api, http, client_id, client_secret, product_instance_id)
-    return SetuPoller(source, client)
+    return SetuPoller(source.id, client)
 
 
 def _segment(id_: str) -> str:

@@ -1,8 +1,8 @@
-"""Pydantic models of the Setu Account Aggregator payloads (PROVIDERS.md, Setu section).
+"""Pydantic models of the Setu Account Aggregator payloads.
 
 They describe *shapes* only: which keys exist, under which spellings, and the type of
 every value that decides a subject's name or state. The status words themselves are
-checked against the tables of ``mapping.py``, so an unknown word is reported with the
+checked against the tables of ``tables.py``, so an unknown word is reported with the
 vocabulary it should have come from.
 
 Typing policy:
@@ -24,35 +24,19 @@ Both API versions' spellings are accepted through ``AliasChoices``: ``Detail``/`
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
-from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, Field
 
-# The id rule of core.names (1-256 characters, no '/' or whitespace), plus valid UTF-8:
-# a lone surrogate (legal in JSON, "\ud800") could not be stored in a protobuf string.
-_ID_RE = re.compile(r"^[^/\s]{1,256}$")
+from statusgate.providers.common import Payload, ProviderId, Time, loose_text
 
-
-def _provider_id(value: str) -> str:
-    if not _ID_RE.match(value):
-        raise ValueError("must be 1-256 characters without '/' or whitespace")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("must be valid Unicode (it contains a lone surrogate)") from None
-    return value
+# Sizes that keep a hostile or broken payload from bloating a status.
+TEXT_LIMIT = 256
+_LIST_LIMIT = 50
 
 
-# An id that becomes part of a resource name.
-ProviderId = Annotated[str, AfterValidator(_provider_id)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class SetuError(_Model):
+class SetuError(Payload):
     """``error``: null on success, ``{"code", "message"}`` otherwise."""
 
     code: str | None = None
@@ -64,7 +48,7 @@ class SetuError(_Model):
         return bool(self.code or self.message)
 
 
-class FipAccount(_Model):
+class FipAccount(Payload):
     """One entry of ``fips[].accounts[]`` (webhook and ``GET /v2/sessions/{id}``)."""
 
     link_ref_number: ProviderId = Field(validation_alias="linkRefNumber")
@@ -73,7 +57,7 @@ class FipAccount(_Model):
     masked_acc_number: Any = Field(default=None, validation_alias="maskedAccNumber")
 
 
-class Fip(_Model):
+class Fip(Payload):
     """One entry of ``fips[]``."""
 
     fip_id: Any = Field(default=None, validation_alias=AliasChoices("fipID", "fipId"))
@@ -82,8 +66,9 @@ class Fip(_Model):
     )
 
 
-class _Notification(_Model):
-    timestamp: Any = Field(default=None, validation_alias=AliasChoices("timestamp", "timeStamp"))
+class _Notification(Payload):
+    # A missing or unusable time gives None and never loses the status.
+    timestamp: Time = Field(default=None, validation_alias=AliasChoices("timestamp", "timeStamp"))
     notification_id: Any = Field(default=None, validation_alias="notificationId")
     error: SetuError | None = None
 
@@ -91,7 +76,7 @@ class _Notification(_Model):
 # --- CONSENT_STATUS_UPDATE -------------------------------------------------------------
 
 
-class ConsentData(_Model):
+class ConsentData(Payload):
     status: str | None = None
     detail: Any = Field(default=None, validation_alias=AliasChoices("detail", "Detail"))
 
@@ -106,7 +91,7 @@ class ConsentNotification(_Notification):
 # --- SESSION_STATUS_UPDATE -------------------------------------------------------------
 
 
-class SessionData(_Model):
+class SessionData(Payload):
     status: str | None = None
     format: Any = None
     data_range: Any = Field(default=None, validation_alias=AliasChoices("dataRange", "DataRange"))
@@ -124,7 +109,7 @@ class SessionNotification(_Notification):
 # --- FI_DATA_READY / FI_DATA_FAILED (auto-fetch) ------------------------------------------
 
 
-class FiDataReadyData(_Model):
+class FiDataReadyData(Payload):
     status: str | None = None
 
 
@@ -146,7 +131,7 @@ class FiDataFailedNotification(_Notification):
 # --- polled bodies ------------------------------------------------------------------------
 
 
-class ConsentPollBody(_Model):
+class ConsentPollBody(Payload):
     """``GET /v2/consents/{id}``."""
 
     status: str
@@ -154,7 +139,7 @@ class ConsentPollBody(_Model):
     accounts_linked: Any = Field(default=None, validation_alias="accountsLinked")
 
 
-class SessionPollBody(_Model):
+class SessionPollBody(Payload):
     """``GET /v2/sessions/{id}``."""
 
     status: str
@@ -162,3 +147,55 @@ class SessionPollBody(_Model):
     format: Any = None
     data_range: Any = Field(default=None, validation_alias=AliasChoices("dataRange", "DataRange"))
     fips: list[Fip] | None = None
+
+
+# --- values that only feed attributes, read best-effort --------------------------------
+
+
+def consent_detail_attributes(detail: Any, accounts_linked: Any = None) -> dict[str, str | None]:
+    """A few small facts from a consent's ``detail`` (v1 ``Detail``) and linked accounts."""
+    d: Mapping[str, Any] = detail if isinstance(detail, dict) else {}
+    range_from, range_to = date_range(_first(d, "dataRange", "DataRange", "FIDataRange"))
+    attributes = {
+        "consent_handle": attribute_text(d.get("consentHandle")),
+        "fi_types": _join(_first(d, "fiTypes", "FITypes")),
+        "data_range_from": range_from,
+        "data_range_to": range_to,
+    }
+    accounts = accounts_linked if accounts_linked is not None else _first(d, "accounts", "Accounts")
+    if isinstance(accounts, list):
+        attributes["accounts_linked"] = str(len(accounts))
+        fip_ids = {
+            attribute_text(_first(account, "fipId", "fipID"))
+            for account in accounts[:_LIST_LIMIT]
+            if isinstance(account, dict)
+        }
+        attributes["fip_ids"] = _join(sorted(fip for fip in fip_ids if fip))
+    return attributes
+
+
+def date_range(value: Any) -> tuple[str | None, str | None]:
+    """``from`` and ``to`` of a ``dataRange`` object, best effort."""
+    if not isinstance(value, dict):
+        return None, None
+    return attribute_text(value.get("from")), attribute_text(value.get("to"))
+
+
+def attribute_text(value: Any) -> str | None:
+    """An attribute value: strings (trimmed) and small integers only, cleaned and capped."""
+    return loose_text(value, limit=TEXT_LIMIT, strip=True, max_int=10**30 - 1)
+
+
+def _join(values: Any) -> str | None:
+    if not isinstance(values, list):
+        return None
+    texts = [text for text in (attribute_text(v) for v in values[:_LIST_LIMIT]) if text]
+    return ",".join(texts)[:TEXT_LIMIT] or None
+
+
+def _first(mapping: Mapping[str, Any], *keys: str) -> Any:
+    for key in keys:
+        value = mapping.get(key)
+        if value is not None:
+            return value
+    return None
