@@ -28,12 +28,12 @@ class InvalidPayloadError(Exception):
     """
 
     @classmethod
-    def from_validation(cls, what: str, error: ValidationError) -> InvalidPayloadError:
+    def from_validation(cls, label: str, error: ValidationError) -> InvalidPayloadError:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in e['loc']) or '<root>'}: {e['msg']}"
             for e in error.errors(include_url=False)[:10]
         )
-        return cls(f"invalid {what}: {problems}")
+        return cls(f"invalid {label}: {problems}")
 
 
 class WebhookAdapter(Protocol):

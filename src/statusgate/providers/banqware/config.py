@@ -25,7 +25,7 @@ class BanqwareApi(ApiConfig):
     client_key_file: ConfigPath | None = None
     # CA bundle to verify banqware's server certificate; the system store when unset.
     ca_file: ConfigPath | None = None
-    # How the status endpoints are told which session: PROVIDERS.md does not say, so the
+    # How the status endpoints are told which session: banqware does not document it, so the
     # query parameter's name is an assumption that can be changed here.
     session_id_param: str = Field(default="sessionId", pattern=r"^[A-Za-z0-9_.\-\[\]]{1,64}$")
 
@@ -39,6 +39,6 @@ class BanqwareApi(ApiConfig):
 class BanqwareSource(SourceConfig):
     provider: Literal["banqware"]
     # A session is done when this stage finished; which stages a client runs is its own
-    # choice at banqware, so it is configuration (DESIGN.md §4 rule 3).
+    # choice at banqware, so it is configuration.
     final_stage: BanqwareStage = "Transactions"
     api: BanqwareApi = Field(default_factory=BanqwareApi)
