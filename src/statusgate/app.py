@@ -22,10 +22,12 @@ from aiohttp import web
 
 from statusgate import config
 from statusgate.config import Settings, SetupError, split_host_port
+from statusgate.core.filters import FilterLimits
 from statusgate.core.hub import Hub
 from statusgate.ingest import Ingest
 from statusgate.poll.reconciler import Reconciler
 from statusgate.poll.service import PollService
+from statusgate.poll.waits import WaitPolls
 from statusgate.providers.polling import Poller
 from statusgate.providers.registry import PROVIDERS, Registry
 from statusgate.retention import RetentionTask
@@ -63,6 +65,8 @@ class Components:
     verifiers: dict[str, WebhookVerifier]
     polling: PollService
     metrics: Metrics
+    # Polls on behalf of WaitStatus callers, within each source's upstream budget.
+    waits: WaitPolls
 
 
 def build(
@@ -98,7 +102,10 @@ def build(
     ingest = Ingest(store, hub, registry)
     metrics = Metrics()
     polling = PollService(store, ingest, pollers, observe=metrics.record_poll)
-    return Components(settings, registry, store, hub, ingest, verifiers, polling, metrics)
+    waits = WaitPolls(
+        polling, {sid: s.api.wait_calls_per_second for sid, s in settings.sources.items()}
+    )
+    return Components(settings, registry, store, hub, ingest, verifiers, polling, metrics, waits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +174,11 @@ class Gateway:
             list(self.settings.sources),
             self.polling,
             AccessControl(self.settings.clients),
+            FilterLimits(
+                self.settings.grpc_limits.max_filter_names,
+                self.settings.grpc_limits.max_filter_prefixes,
+            ),
+            parts.waits,
         )
         self._rpc = RpcServer(service)
         grpc_port = await self._rpc.start(self.settings.grpc, self.settings.grpc_tls)
@@ -205,6 +217,7 @@ class Gateway:
         await self.hub.close()
         await asyncio.gather(rpc_stop, http_stop)
         # After the RPCs: polls in flight have had their grace period.
+        await self.parts.waits.close()
         await self.polling.close()
         with contextlib.suppress(Exception):
             await self.store.close()

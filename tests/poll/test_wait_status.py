@@ -7,7 +7,7 @@ import asyncio
 import grpc
 import pytest
 
-from statusgate.rpc import waiting
+from statusgate.poll import waits
 from statusgate.v1 import status_pb2 as pb
 from tests.conftest import RunningGateway
 from tests.poll.conftest import Fakes
@@ -17,8 +17,8 @@ SESSION = "sources/finbox/sessions/s1"
 
 @pytest.fixture(autouse=True)
 def quick_polls(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(waiting, "WAIT_POLL_FIRST", 0.1)
-    monkeypatch.setattr(waiting, "WAIT_POLL_MAX", 0.2)
+    monkeypatch.setattr(waits, "WAIT_POLL_FIRST", 0.1)
+    monkeypatch.setattr(waits, "WAIT_POLL_LONGEST", 0.2)
 
 
 def wait(gw: RunningGateway, name: str, timeout: float) -> asyncio.Future[pb.Status]:

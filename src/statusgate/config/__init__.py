@@ -42,6 +42,8 @@ from statusgate.config.fields import (
 )
 from statusgate.config.gateway import (
     ClientConfig,
+    FrontDoor,
+    GrpcLimits,
     GrpcTls,
     Permission,
     Retention,
@@ -75,6 +77,8 @@ __all__ = [
     "ConfigError",
     "ConfigPath",
     "EnvName",
+    "FrontDoor",
+    "GrpcLimits",
     "GrpcTls",
     "HeaderName",
     "HmacAuth",

@@ -39,6 +39,12 @@ from statusgate.config.fields import (
     StrictModel,
 )
 from statusgate.config.sources import SourceConfig, SourceId
+from statusgate.core.filters import (
+    DEFAULT_MAX_FILTER_NAMES,
+    DEFAULT_MAX_FILTER_PREFIXES,
+    MAX_FILTER_NAMES,
+    MAX_FILTER_PREFIXES,
+)
 
 
 class SourceCatalog(Hashable, Protocol):
@@ -84,6 +90,48 @@ class ClientConfig(StrictModel):
     permissions: list[Permission] = Field(default_factory=lambda: list[Permission](["read"]))
     # Concurrent WatchStatuses streams; more are refused with RESOURCE_EXHAUSTED.
     max_watch_streams: int = Field(default=16, gt=0)
+    # Names and prefixes of the filters of all its open Watch streams together; a stream
+    # that would pass it is refused with RESOURCE_EXHAUSTED.
+    max_watch_filter_entries: int = Field(default=10_000, gt=0)
+    # Subjects its WaitStatus calls may keep polled at once (clients with the poll
+    # permission only); waits beyond it still end on webhooks and reconciler polls.
+    max_polled_waits: int = Field(default=16, ge=0)
+
+
+class GrpcLimits(StrictModel):
+    """Bounds of what one gRPC request may ask for."""
+
+    # Names and name prefixes of one StatusFilter (ListStatuses, WatchStatuses); more
+    # are INVALID_ARGUMENT. Each prefix is one alternative in the store's SQL, which
+    # SQLite caps, hence the upper bound.
+    max_filter_names: int = Field(default=DEFAULT_MAX_FILTER_NAMES, gt=0, le=MAX_FILTER_NAMES)
+    max_filter_prefixes: int = Field(
+        default=DEFAULT_MAX_FILTER_PREFIXES, gt=0, le=MAX_FILTER_PREFIXES
+    )
+
+
+class FrontDoor(StrictModel):
+    """Limits and timeouts of the HTTP front door (the webhook listener)."""
+
+    # Webhook JSON nested deeper than this is refused with 400 and kept as rejected.
+    max_json_depth: int = Field(default=64, gt=0, le=10_000)
+    # From the first byte of a request to the end of its headers; slower senders are
+    # disconnected.
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    # From the end of the headers to the end of the body; slower bodies get 408.
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    # An idle keep-alive connection (or one that never sends a byte) is closed after
+    # this long.
+    keepalive_timeout_seconds: float = Field(default=15.0, gt=0)
+    # After refusing a request early (401, 413), how long its unread body is still read
+    # and thrown away so the client sees the answer, before the connection is closed.
+    lingering_seconds: float = Field(default=2.0, ge=0)
+    # Open connections in total and per peer address. When a new connection would pass
+    # either, the oldest connection without a request in progress is closed to make
+    # room; when every one has a request in progress, the new one is closed at once.
+    # The total is also kept below the process's open-file limit.
+    max_connections: int = Field(default=1_000, gt=0)
+    max_connections_per_peer: int = Field(default=256, gt=0)
 
 
 class Retention(StrictModel):
@@ -129,6 +177,8 @@ class Settings(BaseSettings):
     # allowed only when the gRPC listener is bound to loopback.
     clients: dict[str, ClientConfig] = Field(default_factory=dict)
     retention: Retention = Field(default_factory=Retention)
+    front_door: FrontDoor = Field(default_factory=FrontDoor)
+    grpc_limits: GrpcLimits = Field(default_factory=GrpcLimits)
 
     # Set by load_settings; not a setting of its own.
     _config_file: Path | None = PrivateAttr(default=None)

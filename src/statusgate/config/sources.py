@@ -44,6 +44,11 @@ class ApiConfig(StrictModel):
     # fail fast for breaker_cooldown_seconds, then one trial call decides.
     breaker_failures: int = Field(default=5, ge=1)
     breaker_cooldown_seconds: float = Field(default=30.0, gt=0)
+    # Upstream budget of the polls made on behalf of WaitStatus calls, in provider calls
+    # per second for the whole source (whoever waits); 0: waits never poll, they end on
+    # webhooks and the reconciler's polls only. PollStatuses and the reconciler have
+    # their own bounds.
+    wait_calls_per_second: float = Field(default=5.0, ge=0)
 
 
 class RateLimit(StrictModel):

@@ -1,4 +1,11 @@
-"""StatusFilter semantics, shared by ListStatuses (in the store's SQL) and Watch (here)."""
+"""StatusFilter semantics, shared by ListStatuses (in the store's SQL) and Watch (here).
+
+A filter is bounded (``FilterLimits``: names and prefixes per filter) and validated
+once, when the request arrives. For Watch it is then prepared once per stream
+(``PreparedFilter``): names, sources, kinds and states become sets, and a name matches
+the prefixes when one of its own whole-segment prefixes is in the prefix set, so the cost
+of matching an event does not grow with the size of the filter.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +13,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from statusgate.core.names import InvalidNameError, name_has_prefix, parse_name
+from statusgate.core.names import (
+    MAX_NAME_LENGTH,
+    InvalidNameError,
+    name_has_prefix,
+    parse_name,
+    quoted,
+)
 from statusgate.v1.status_pb2 import Kind, State, Status, StatusFilter
+
+# Defaults of the per-filter bounds (``[grpc_limits]``). Prefixes become one SQL
+# alternative each, and SQLite refuses an expression deeper than 1,000, so they are
+# capped well below that.
+DEFAULT_MAX_FILTER_NAMES = 1_000
+DEFAULT_MAX_FILTER_PREFIXES = 100
+MAX_FILTER_PREFIXES = 900
+MAX_FILTER_NAMES = 30_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,30 +46,116 @@ class StatusQuery:
     updated_before: datetime | None = None
 
 
-def validate_filter(status_filter: StatusFilter) -> None:
-    """Raise InvalidNameError for names or prefixes that can never match anything valid."""
+@dataclass(frozen=True, slots=True)
+class FilterLimits:
+    """How large one filter may be; larger ones are the client's INVALID_ARGUMENT."""
+
+    max_names: int = DEFAULT_MAX_FILTER_NAMES
+    max_prefixes: int = DEFAULT_MAX_FILTER_PREFIXES
+
+
+class FilterTooLargeError(ValueError):
+    """A filter with more names or prefixes than ``FilterLimits`` allows."""
+
+
+def validate_filter(status_filter: StatusFilter, limits: FilterLimits = FilterLimits()) -> None:
+    """Raise FilterTooLargeError for a filter over ``limits`` (checked first, so an
+    oversized filter costs nothing more), InvalidNameError for names or prefixes that can
+    never match anything valid."""
+    if len(status_filter.names) > limits.max_names:
+        raise FilterTooLargeError(
+            f"the filter has {len(status_filter.names)} names; at most {limits.max_names}"
+        )
+    if len(status_filter.name_prefixes) > limits.max_prefixes:
+        raise FilterTooLargeError(
+            f"the filter has {len(status_filter.name_prefixes)} name prefixes; "
+            f"at most {limits.max_prefixes}"
+        )
     for name in status_filter.names:
         parse_name(name)
     for prefix in status_filter.name_prefixes:
+        if len(prefix) > MAX_NAME_LENGTH:
+            raise InvalidNameError(
+                f"name prefix {quoted(prefix)} is longer than {MAX_NAME_LENGTH} characters"
+            )
         if not prefix.startswith("sources/"):
-            raise InvalidNameError(f"name prefix {prefix!r} must start with 'sources/'")
+            raise InvalidNameError(f"name prefix {quoted(prefix)} must start with 'sources/'")
+
+
+def filter_size(status_filter: StatusFilter) -> int:
+    """Names and prefixes of a filter: what a client's bound over its streams counts."""
+    return len(status_filter.names) + len(status_filter.name_prefixes)
+
+
+class PreparedFilter:
+    """A validated StatusFilter made ready to match many events: built once per stream.
+
+    Every set field must match; within a repeated field, any value. Matching costs a few
+    set look-ups per segment of the event's name, whatever the size of the filter.
+    """
+
+    __slots__ = (
+        "_descendants_of",
+        "_exact",
+        "_kinds",
+        "_names",
+        "_sources",
+        "_states",
+        "terminal_only",
+    )
+
+    def __init__(self, status_filter: StatusFilter) -> None:
+        self._sources = frozenset(status_filter.sources)
+        self._names = frozenset(status_filter.names)
+        self._kinds = frozenset(status_filter.kinds)
+        self._states = frozenset(status_filter.states)
+        self.terminal_only = status_filter.terminal_only
+        prefixes = list(status_filter.name_prefixes)
+        # name_has_prefix: a name matches a prefix it equals, or one it continues past a
+        # "/" (a trailing "/" on the prefix selects the descendants only).
+        self._exact = frozenset(prefixes)
+        self._descendants_of = frozenset(p.rstrip("/") for p in prefixes)
+
+    @property
+    def everything(self) -> bool:
+        """Whether every status matches (the filter is empty)."""
+        return not (
+            self._sources
+            or self._names
+            or self._kinds
+            or self._states
+            or self._exact
+            or self.terminal_only
+        )
+
+    def matches(self, status: Status) -> bool:
+        if self._sources and status.source not in self._sources:
+            return False
+        if self._names and status.name not in self._names:
+            return False
+        if self._exact and not self._matches_prefix(status.name):
+            return False
+        if self._kinds and status.kind not in self._kinds:
+            return False
+        if self._states and status.state not in self._states:
+            return False
+        return not (self.terminal_only and not status.terminal)
+
+    def _matches_prefix(self, name: str) -> bool:
+        if name in self._exact:
+            return True
+        # The name's own whole-segment prefixes, shortest first: a handful per name.
+        cut = name.find("/")
+        while cut != -1:
+            if name[:cut] in self._descendants_of:
+                return True
+            cut = name.find("/", cut + 1)
+        return False
 
 
 def matches(status_filter: StatusFilter, status: Status) -> bool:
-    """Every set field must match; within a repeated field, any value."""
-    if status_filter.sources and status.source not in status_filter.sources:
-        return False
-    if status_filter.names and status.name not in status_filter.names:
-        return False
-    if status_filter.name_prefixes and not any(
-        name_has_prefix(status.name, prefix) for prefix in status_filter.name_prefixes
-    ):
-        return False
-    if status_filter.kinds and status.kind not in status_filter.kinds:
-        return False
-    if status_filter.states and status.state not in status_filter.states:
-        return False
-    return not (status_filter.terminal_only and not status.terminal)
+    """One status against one filter (for a single check; streams use PreparedFilter)."""
+    return PreparedFilter(status_filter).matches(status)
 
 
 def to_query(status_filter: StatusFilter, *, within: str = "") -> StatusQuery | None:

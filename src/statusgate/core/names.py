@@ -33,6 +33,21 @@ _SOURCE_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _ID_RE = re.compile(r"[^/\s\x00-\x1f\x7f]{1,256}")
 
 
+# The longest name the API takes: a source id (63), the longest collections and two ids of
+# 256 characters fit well within it. Longer input is refused before it is parsed.
+MAX_NAME_LENGTH = 1024
+# Error messages quote at most this much of what a client sent: a message is carried in
+# gRPC metadata, which clients cap (8 KiB by default).
+QUOTE_LENGTH = 64
+
+
+def quoted(text: str, limit: int = QUOTE_LENGTH) -> str:
+    """``text`` as repr, shortened to a prefix when long: for error messages."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
+
+
 class InvalidNameError(ValueError):
     """A resource name that does not follow DESIGN.md §2."""
 
@@ -77,10 +92,13 @@ def make_name(source: str, *collection_ids: str) -> ResourceName:
 
 
 def parse_name(name: str) -> ResourceName:
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidNameError(f"name {quoted(name)} is longer than {MAX_NAME_LENGTH} characters")
     parts = name.split("/")
     if len(parts) not in (4, 6) or parts[0] != "sources":
         raise InvalidNameError(
-            f"{name!r} is not sources/{{source}}/{{collection}}/{{id}}[/{{collection}}/{{id}}]"
+            f"{quoted(name)} is not "
+            "sources/{source}/{collection}/{id}[/{collection}/{id}]"
         )
     pairs = tuple(zip(parts[2::2], parts[3::2], strict=True))
     return _validated(parts[1], pairs)
@@ -96,16 +114,18 @@ def parse_source_parent(parent: str) -> str | None:
 
 def _validated(source: str, pairs: tuple[tuple[str, str], ...]) -> ResourceName:
     if not is_valid_source_id(source):
-        raise InvalidNameError(f"invalid source id {source!r}")
+        raise InvalidNameError(f"invalid source id {quoted(source)}")
     top = pairs[0][0]
     if top not in TOP_LEVEL:
-        raise InvalidNameError(f"unknown collection {top!r}; expected one of {sorted(TOP_LEVEL)}")
+        raise InvalidNameError(
+            f"unknown collection {quoted(top)}; expected one of {sorted(TOP_LEVEL)}"
+        )
     if len(pairs) == 2 and (top, pairs[1][0]) not in NESTED:
-        raise InvalidNameError(f"{top!r} has no child collection {pairs[1][0]!r}")
+        raise InvalidNameError(f"{top!r} has no child collection {quoted(pairs[1][0])}")
     for _, id_ in pairs:
         if not _ID_RE.fullmatch(id_) or not _is_utf8(id_):
             raise InvalidNameError(
-                f"invalid id {id_!r}: 1-256 characters of valid UTF-8, no '/' or spaces"
+                f"invalid id {quoted(id_)}: 1-256 characters of valid UTF-8, no '/' or spaces"
             )
     return ResourceName(source, pairs)
 

@@ -42,6 +42,10 @@ class Principal:
     sources: frozenset[str] | None
     permissions: frozenset[Permission]
     max_watch_streams: int
+    # Names and prefixes of the filters of all its open Watch streams together.
+    max_watch_filter_entries: int = 1_000_000_000
+    # Subjects its WaitStatus calls may keep polled at once.
+    max_polled_waits: int = 1_000_000
 
     def can_see(self, source: str) -> bool:
         return self.sources is None or source in self.sources
@@ -65,10 +69,13 @@ class AccessControl:
                 None if ALL_SOURCES in client.sources else frozenset(client.sources),
                 frozenset(client.permissions),
                 client.max_watch_streams,
+                client.max_watch_filter_entries,
+                client.max_polled_waits,
             )
             for client_id, client in clients.items()
         }
         self._watch_streams: Counter[str] = Counter()
+        self._watch_entries: Counter[str] = Counter()
 
     def authenticate(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> Principal | None:
         """The caller, or None when the token is missing or unknown."""
@@ -98,12 +105,27 @@ class AccessControl:
             )
         return caller
 
-    def open_watch(self, principal: Principal) -> bool:
-        """Count a new Watch stream; False when the client already has its maximum."""
-        if self._watch_streams[principal.client_id] >= principal.max_watch_streams:
-            return False
-        self._watch_streams[principal.client_id] += 1
-        return True
+    def open_watch(self, principal: Principal, filter_entries: int = 0) -> None:
+        """Count a new Watch stream whose filter has ``filter_entries`` names and
+        prefixes; raises ApiError when the client is at its maximum of streams, or the
+        filter would take it past its bound over all its streams."""
+        client = principal.client_id
+        if self._watch_streams[client] >= principal.max_watch_streams:
+            raise ApiError(
+                Reason.TOO_MANY_STREAMS,
+                f"client {client!r} already has its maximum of "
+                f"{principal.max_watch_streams} Watch streams",
+            )
+        if self._watch_entries[client] + filter_entries > principal.max_watch_filter_entries:
+            raise ApiError(
+                Reason.FILTER_TOO_LARGE,
+                f"client {client!r} may have at most {principal.max_watch_filter_entries} "
+                f"filter names and prefixes over its Watch streams; its open streams have "
+                f"{self._watch_entries[client]} and this one {filter_entries}",
+            )
+        self._watch_streams[client] += 1
+        self._watch_entries[client] += filter_entries
 
-    def close_watch(self, principal: Principal) -> None:
+    def close_watch(self, principal: Principal, filter_entries: int = 0) -> None:
         self._watch_streams[principal.client_id] -= 1
+        self._watch_entries[principal.client_id] -= filter_entries

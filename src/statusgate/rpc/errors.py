@@ -25,6 +25,7 @@ CODES: dict[Reason, grpc.StatusCode] = {
     Reason.INVALID_NAME: grpc.StatusCode.INVALID_ARGUMENT,
     Reason.INVALID_CONDITION: grpc.StatusCode.INVALID_ARGUMENT,
     Reason.TOO_MANY_NAMES: grpc.StatusCode.INVALID_ARGUMENT,
+    Reason.FILTER_TOO_LARGE: grpc.StatusCode.INVALID_ARGUMENT,
     Reason.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
     Reason.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
     Reason.SOURCE_NOT_PERMITTED: grpc.StatusCode.PERMISSION_DENIED,

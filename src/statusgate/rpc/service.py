@@ -13,11 +13,22 @@ import contextlib
 import dataclasses
 from collections.abc import AsyncGenerator, Sequence
 
+from google.protobuf import duration_pb2
+
 from statusgate.core.errors import ApiError, Reason
-from statusgate.core.filters import StatusQuery, matches, to_query, validate_filter
+from statusgate.core.filters import (
+    FilterLimits,
+    FilterTooLargeError,
+    PreparedFilter,
+    StatusQuery,
+    filter_size,
+    to_query,
+    validate_filter,
+)
 from statusgate.core.hub import Hub
 from statusgate.core.names import InvalidNameError, parse_name, parse_source_parent
 from statusgate.poll.service import PollService
+from statusgate.poll.waits import WaitPolls
 from statusgate.rpc import paging
 from statusgate.rpc.access import AccessControl, Principal
 from statusgate.rpc.errors import to_status
@@ -45,7 +56,11 @@ class StatusService:
         sources: Sequence[str],
         poller: PollService | None = None,
         access: AccessControl | None = None,
+        limits: FilterLimits = FilterLimits(),
+        waits: WaitPolls | None = None,
     ) -> None:
+        self._limits = limits
+        self._waits = waits
         self._store = store
         self._hub = hub
         self._encoder = EventEncoder()
@@ -83,10 +98,7 @@ class StatusService:
             _check_scope(parent_source, caller)
         elif request.parent:
             self._check_name(request.parent, caller)
-        try:
-            validate_filter(request.filter)
-        except InvalidNameError as error:
-            raise ApiError(Reason.INVALID_ARGUMENT, str(error)) from None
+        self._validate(request.filter, Reason.INVALID_ARGUMENT)
         limit = paging.page_size(request.page_size)
         after = paging.decode(request, request.page_token, "")
         query, within = self._list_query(request)
@@ -136,20 +148,14 @@ class StatusService:
         self, request: pb.WatchStatusesRequest, context: Context, caller: Principal
     ) -> AsyncGenerator[bytes, None]:
         """Serialized WatchStatusesResponses (see ``rpc.wire``)."""
-        try:
-            validate_filter(request.filter)
-        except InvalidNameError as error:
-            raise ApiError(Reason.INVALID_NAME, str(error)) from None
-        if not self.access.open_watch(caller):
-            raise ApiError(
-                Reason.TOO_MANY_STREAMS,
-                f"client {caller.client_id!r} already has its maximum of "
-                f"{caller.max_watch_streams} Watch streams",
-            )
+        self._validate(request.filter, Reason.INVALID_NAME)
+        entries = filter_size(request.filter)
+        self.access.open_watch(caller, entries)
         after = request.after_sequence if request.HasField("after_sequence") else None
-        status_filter = request.filter
+        # Prepared once for the whole stream: matching an event never scans the filter.
+        status_filter = PreparedFilter(request.filter)
         # Most subscribers want everything: then each batch goes out whole.
-        everything = caller.sources is None and status_filter == pb.StatusFilter()
+        everything = caller.sources is None and status_filter.everything
         subscription = self._hub.subscribe(after)
         try:
             async for batch in subscription:
@@ -163,7 +169,7 @@ class StatusService:
                     else [
                         e
                         for e in batch
-                        if caller.can_see(e.status.source) and matches(status_filter, e.status)
+                        if caller.can_see(e.status.source) and status_filter.matches(e.status)
                     ]
                 )
                 if events:
@@ -175,7 +181,7 @@ class StatusService:
                 "the gateway is shutting down; resume from the last sequence received",
             )
         finally:
-            self.access.close_watch(caller)
+            self.access.close_watch(caller, entries)
             await subscription.aclose()
 
     async def PollStatuses(
@@ -193,9 +199,7 @@ class StatusService:
             raise ApiError(Reason.TOO_MANY_NAMES, f"at most {MAX_POLL_NAMES} names per call")
         max_staleness = 0.0
         if request.HasField("max_staleness"):
-            max_staleness = request.max_staleness.ToTimedelta().total_seconds()
-            if max_staleness < 0:
-                raise ApiError(Reason.INVALID_ARGUMENT, "max_staleness must not be negative")
+            max_staleness = _seconds(request.max_staleness, "max_staleness")
         outcomes = await self._poller.poll_many(
             list(request.names), within=context.time_remaining(), max_staleness=max_staleness
         )
@@ -223,7 +227,9 @@ class StatusService:
                     request.condition,
                     store=self._store,
                     hub=self._hub,
-                    poller=self._poller,
+                    waits=self._waits if caller.may("poll") else None,
+                    caller=caller.client_id,
+                    max_polled=caller.max_polled_waits,
                 )
         except TimeoutError:
             raise ApiError(
@@ -233,6 +239,14 @@ class StatusService:
             raise ApiError(Reason.SHUTTING_DOWN, "the gateway is shutting down") from None
 
     # --- helpers ---------------------------------------------------------------------
+
+    def _validate(self, status_filter: pb.StatusFilter, invalid: Reason) -> None:
+        try:
+            validate_filter(status_filter, self._limits)
+        except FilterTooLargeError as error:
+            raise ApiError(Reason.FILTER_TOO_LARGE, str(error)) from None
+        except InvalidNameError as error:
+            raise ApiError(invalid, str(error)) from None
 
     def _check_name(self, name: str, caller: Principal) -> None:
         try:
@@ -249,6 +263,22 @@ class StatusService:
 def _check_scope(source: str, caller: Principal) -> None:
     if not caller.can_see(source):
         raise ApiError(Reason.SOURCE_NOT_PERMITTED, f"this client may not see source {source!r}")
+
+
+# Durations beyond this are refused rather than overflowing the arithmetic on them.
+MAX_DURATION_SECONDS = 10 * 365 * 24 * 3600
+
+
+def _seconds(duration: duration_pb2.Duration, field: str) -> float:
+    """A Duration from a request as seconds: never negative, never absurdly long."""
+    if duration.seconds < 0 or duration.nanos < 0:
+        raise ApiError(Reason.INVALID_ARGUMENT, f"{field} must not be negative")
+    if duration.seconds > MAX_DURATION_SECONDS or duration.nanos >= 1_000_000_000:
+        raise ApiError(
+            Reason.INVALID_ARGUMENT,
+            f"{field} must be a valid duration of at most {MAX_DURATION_SECONDS} s",
+        )
+    return duration.seconds + duration.nanos / 1e9
 
 
 def _not_found(name: str) -> ApiError:
