@@ -54,11 +54,14 @@ class FilterLimits:
     max_prefixes: int = DEFAULT_MAX_FILTER_PREFIXES
 
 
+DEFAULT_LIMITS = FilterLimits()
+
+
 class FilterTooLargeError(ValueError):
     """A filter with more names or prefixes than ``FilterLimits`` allows."""
 
 
-def validate_filter(status_filter: StatusFilter, limits: FilterLimits = FilterLimits()) -> None:
+def validate_filter(status_filter: StatusFilter, limits: FilterLimits = DEFAULT_LIMITS) -> None:
     """Raise FilterTooLargeError for a filter over ``limits`` (checked first, so an
     oversized filter costs nothing more), InvalidNameError for names or prefixes that can
     never match anything valid."""

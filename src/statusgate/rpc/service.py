@@ -17,6 +17,7 @@ from google.protobuf import duration_pb2
 
 from statusgate.core.errors import ApiError, Reason
 from statusgate.core.filters import (
+    DEFAULT_LIMITS,
     FilterLimits,
     FilterTooLargeError,
     PreparedFilter,
@@ -56,7 +57,7 @@ class StatusService:
         sources: Sequence[str],
         poller: PollService | None = None,
         access: AccessControl | None = None,
-        limits: FilterLimits = FilterLimits(),
+        limits: FilterLimits = DEFAULT_LIMITS,
         waits: WaitPolls | None = None,
     ) -> None:
         self._limits = limits
