@@ -38,6 +38,7 @@ from statusgate.store.base import Store
 from statusgate.store.factory import open_store
 from statusgate.upstream.http import Sleep
 from statusgate.web.auth import WebhookVerifier, build_verifier
+from statusgate.web.connections import ConnectionLimits, Guard, GuardedRunner
 from statusgate.web.metrics import Metrics
 from statusgate.web.routes import build_web_app
 from statusgate.web.webhooks import WebhookReceiver
@@ -99,7 +100,7 @@ def build(
     if problems or store is None:
         raise SetupError(problems)
     hub = Hub(store)
-    ingest = Ingest(store, hub, registry)
+    ingest = Ingest(store, hub, registry, max_json_depth=settings.front_door.max_json_depth)
     metrics = Metrics()
     polling = PollService(store, ingest, pollers, observe=metrics.record_poll)
     waits = WaitPolls(
@@ -131,6 +132,8 @@ class Gateway:
             tick_seconds=settings.reconciler_tick_seconds,
         )
         self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._guard: Guard | None = None
         self._rpc: RpcServer | None = None
         self._stopped = asyncio.Event()
 
@@ -150,6 +153,7 @@ class Gateway:
         self.store.add_commit_listener(self.hub.notify)
         await self.hub.start()
         parts = self.parts
+        door = self.settings.front_door
         receiver = WebhookReceiver(
             self.settings.sources,
             parts.registry,
@@ -157,16 +161,35 @@ class Gateway:
             parts.ingest,
             parts.metrics,
             self.settings.max_body_bytes,
+            body_timeout=door.body_timeout_seconds,
         )
-        app = build_web_app(receiver, self.ready, parts.metrics, self.settings.max_body_bytes)
-        self._runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=self._grace
+        self._guard = Guard(
+            ConnectionLimits(
+                header_timeout=door.header_timeout_seconds,
+                max_connections=door.max_connections,
+                max_per_peer=door.max_connections_per_peer,
+            )
+        )
+        app = build_web_app(
+            receiver, self.ready, parts.metrics, self.settings.max_body_bytes, self._guard
+        )
+        self._runner = GuardedRunner(
+            app,
+            self._guard,
+            access_log=None,
+            handle_signals=False,
+            # What is left once drain() is over (or its grace ran out) is cut off.
+            shutdown_timeout=0.1,
+            keepalive_timeout=door.keepalive_timeout_seconds,
+            lingering_time=door.lingering_seconds,
+            # Bodies are decoded by the front door itself (web.encoding).
+            auto_decompress=False,
         )
         await self._runner.setup()
         host, port = split_host_port(self.settings.http)
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        http_port = _bound_port(site)
+        self._site = web.TCPSite(self._runner, host, port)
+        await self._site.start()
+        http_port = _bound_port(self._site)
 
         service = StatusService(
             self.store,
@@ -211,7 +234,7 @@ class Gateway:
         await self.reconciler.stop()
         await self.retention.stop()
         rpc_stop = self._rpc.stop(self._grace) if self._rpc else asyncio.sleep(0)
-        http_stop = self._runner.cleanup() if self._runner else asyncio.sleep(0)
+        http_stop = self._stop_http()
         # Watch streams never end on their own; closing the hub ends them so the gRPC
         # grace period is spent on unary calls, not on waiting for streams.
         await self.hub.close()
@@ -222,6 +245,17 @@ class Gateway:
         with contextlib.suppress(Exception):
             await self.store.close()
         log.info("statusgate stopped")
+
+    async def _stop_http(self) -> None:
+        """Stop listening; close idle connections at once; let the requests being
+        received finish (their bodies still read, their answers sent) within the grace
+        period, and be done as soon as none is left."""
+        if self._site is not None:
+            await self._site.stop()
+        if self._guard is not None:
+            await self._guard.drain(self._grace)
+        if self._runner is not None:
+            await self._runner.cleanup()
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import time
 from collections.abc import Mapping, Sequence
@@ -70,13 +71,59 @@ class Ingested:
     result: IngestResult
 
 
-def normalize_body(adapter: WebhookAdapter, source: SourceConfig, body: bytes) -> Normalized:
+# JSON nested deeper than this is rejected before it is parsed (``max_json_depth``).
+DEFAULT_MAX_JSON_DEPTH = 64
+# JSON strings, so that brackets inside them are not counted as nesting.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
+
+
+def nesting_depth_exceeds(text: str, limit: int) -> bool:
+    """Whether the JSON ``text`` nests arrays and objects deeper than ``limit``. Runs
+    in time linear in the number of brackets and stops at the first one too deep, so
+    100,000 ``[`` cost microseconds instead of a RecursionError in the parser."""
+    brackets = _NOT_BRACKETS.sub("", _JSON_STRING.sub("", text))
+    depth = 0
+    for bracket in brackets:
+        if bracket in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def decode_json(body: bytes, max_depth: int) -> Any:
+    """The JSON value of a body (UTF-8, -16 or -32, as ``json.loads`` accepts).
+    Raises ValueError with the precise problem."""
+    try:
+        text = body.decode(json.detect_encoding(body))
+    except UnicodeDecodeError as error:
+        raise ValueError(f"the body is not JSON: {error}") from None
+    if nesting_depth_exceeds(text, max_depth):
+        raise ValueError(f"the body nests JSON deeper than {max_depth} levels")
+    try:
+        return json.loads(text)
+    except RecursionError:  # not reached below the depth limit; kept as a backstop
+        raise ValueError(f"the body nests JSON deeper than {max_depth} levels") from None
+    except ValueError as error:
+        raise ValueError(f"the body is not JSON: {error}") from None
+
+
+def normalize_body(
+    adapter: WebhookAdapter,
+    source: SourceConfig,
+    body: bytes,
+    *,
+    max_depth: int = DEFAULT_MAX_JSON_DEPTH,
+) -> Normalized:
     """A raw webhook body, judged by the source's adapter. Shared by the front door and
     replay, so a replayed delivery is judged exactly as a new one would be today."""
     try:
-        payload: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
-        return Normalized(DeliveryVerdict.REJECTED, detail=f"the body is not JSON: {error}")
+        payload: Any = decode_json(body, max_depth)
+    except ValueError as error:
+        return Normalized(DeliveryVerdict.REJECTED, detail=str(error))
     if not isinstance(payload, dict):
         kind = type(payload).__name__
         return Normalized(
@@ -99,13 +146,26 @@ def normalize_body(adapter: WebhookAdapter, source: SourceConfig, body: bytes) -
 
 
 class Ingest:
-    def __init__(self, store: Store, hub: Hub, registry: Registry) -> None:
+    def __init__(
+        self,
+        store: Store,
+        hub: Hub,
+        registry: Registry,
+        *,
+        max_json_depth: int = DEFAULT_MAX_JSON_DEPTH,
+    ) -> None:
         self.store = store
         self.hub = hub
         self._registry = registry
+        self._max_json_depth = max_json_depth
 
     def normalize(self, source: SourceConfig, body: bytes) -> Normalized:
-        return normalize_body(self._registry.for_source(source).adapter, source, body)
+        return normalize_body(
+            self._registry.for_source(source).adapter,
+            source,
+            body,
+            max_depth=self._max_json_depth,
+        )
 
     async def webhook(
         self,
@@ -115,10 +175,16 @@ class Ingest:
         *,
         delivery_id: str,
         received_at: datetime,
+        unusable: str | None = None,
     ) -> Ingested:
         """Keep the delivery and apply what it maps to, in one transaction; returns
-        once both are durable. Raises StoreUnavailableError."""
-        normalized = self.normalize(source, body)
+        once both are durable. ``unusable`` says why the front door could not use the
+        body at all (an invalid Content-Encoding): it is kept as rejected without being
+        looked at. Raises StoreUnavailableError."""
+        if unusable is not None:
+            normalized = Normalized(DeliveryVerdict.REJECTED, detail=unusable)
+        else:
+            normalized = self.normalize(source, body)
         delivery = Delivery(
             id=delivery_id,
             source=source.id,

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from statusgate.web.connections import Guard, guard_middleware
 from statusgate.web.metrics import Metrics
 from statusgate.web.webhooks import WebhookReceiver
 
@@ -16,9 +17,11 @@ def build_web_app(
     ready: Callable[[], Awaitable[bool]],
     metrics: Metrics,
     max_body_bytes: int,
+    guard: Guard | None = None,
 ) -> web.Application:
     # aiohttp refuses larger bodies itself while reading, chunked ones included.
-    app = web.Application(client_max_size=max_body_bytes)
+    middlewares = [guard_middleware(guard)] if guard is not None else []
+    app = web.Application(client_max_size=max_body_bytes, middlewares=middlewares)
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})

@@ -1,18 +1,24 @@
 """``POST /webhooks/{source}``: the one route every provider's webhooks arrive on.
 
-The order of checks: unknown source or path (404) and oversized body (413) first,
-then the source's authentication (401, nothing stored), then the raw delivery is stored
-durably, together with whatever it maps to, before any 2xx. A body we cannot use is
-kept too (400 rejected, 202 unmapped), so a later mapping fix can replay it. When the
-store cannot commit, the answer is 503 so the provider retries; never a 4xx, which
-would tell it to give up on a delivery we have not kept.
+The order of checks: unknown source or path (404), a declared body over the limit
+(413) and an unsupported ``Content-Encoding`` (415) first; then whatever of the source's
+authentication needs no body (401) — for a shared secret, basic auth or an IP allowlist
+that is all of it, so a refused request never costs a body read; then the body, within
+``body_timeout_seconds`` (408) and the size limit (413), decoded and depth-checked here;
+then the authentication that needs the body (401, nothing stored) and the rate limit
+(429). The raw delivery is then stored durably, together with whatever it maps to,
+before any 2xx. A body we cannot use is kept too (400 rejected, 202 unmapped), so a
+later mapping fix can replay it. When the store cannot commit, the answer is 503 so the
+provider retries; never a 4xx, which would tell it to give up on a delivery we have not
+kept. A client that goes away mid-body is logged at debug, once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +26,7 @@ from aiohttp import web
 
 from statusgate.config import SourceConfig
 from statusgate.core.deliveries import DeliveryVerdict
+from statusgate.core.names import quoted
 from statusgate.ingest import Ingest, new_delivery_id
 from statusgate.logs import request_id
 from statusgate.providers.registry import Registry
@@ -27,6 +34,11 @@ from statusgate.providers.spec import Acknowledgement, WebhookReply
 from statusgate.store.base import StoreUnavailableError
 from statusgate.v1.status_pb2 import State
 from statusgate.web.auth import AuthenticationError, VerifiableRequest, WebhookVerifier
+from statusgate.web.encoding import (
+    BodyTooLargeError,
+    UnsupportedEncodingError,
+    body_decoder,
+)
 from statusgate.web.metrics import Metrics
 from statusgate.web.ratelimit import TokenBucket, retry_after_header
 
@@ -44,7 +56,10 @@ class WebhookReceiver:
         ingest: Ingest,
         metrics: Metrics,
         max_body_bytes: int,
+        *,
+        body_timeout: float = 30.0,
     ) -> None:
+        self._body_timeout = body_timeout
         self._sources = sources
         self._registry = registry
         self._verifiers = verifiers
@@ -63,41 +78,66 @@ class WebhookReceiver:
         source_id = request.match_info["source"]
         source = self._sources.get(source_id)
         if source is None:
-            return _json(404, _error("unknown_source", f"no source {source_id!r} is configured"))
+            return _json(
+                404, _error("unknown_source", f"no source {quoted(source_id)} is configured")
+            )
         spec = self._registry.for_source(source)
         path = request.match_info.get("path", "")
         if path not in spec.webhook_paths:
             return _json(
-                404, _error("unknown_path", f"source {source_id!r} has no webhook {path!r}")
+                404, _error("unknown_path", f"source {source_id!r} has no webhook {quoted(path)}")
             )
         answer = _Answerer(spec.acknowledgement)
         if (request.content_length or 0) > self._max_body_bytes:
-            return self._too_large(source_id, answer)
+            return _closing(self._too_large(source_id, answer))
         try:
-            body = await request.read()
+            decoder = body_decoder(request.headers.getall("Content-Encoding", []))
+        except UnsupportedEncodingError as error:
+            self._count(source_id, "unsupported_encoding")
+            return _closing(answer(415, _error("unsupported_content_encoding", str(error))))
+
+        verifier = self._verifiers[source_id]
+        refused = self._authenticate(source_id, verifier.verify_headers, request, b"")
+        if refused is not None:
+            return _closing(answer(*refused))
+        if not verifier.needs_body and (limited := self._rate_limited(source_id)):
+            return _closing(answer(*limited))
+
+        try:
+            async with asyncio.timeout(self._body_timeout):
+                raw = await request.read()
+        except TimeoutError:
+            self._count(source_id, "body_timeout")
+            log.info("webhook body not received in time", extra={"source": source_id})
+            return _closing(answer(408, _error("body_timeout", "the body did not arrive in time")))
         except web.HTTPRequestEntityTooLarge:
-            return self._too_large(source_id, answer)
+            return _closing(self._too_large(source_id, answer))
+        except web.RequestPayloadError:
+            self._count(source_id, "bad_body")
+            return _closing(
+                answer(400, _error("invalid_body", "the body is not valid HTTP framing"))
+            )
+        except ConnectionError:
+            # The client went away mid-body: nothing to answer, nothing to keep.
+            self._count(source_id, "disconnected")
+            log.debug("client disconnected before its webhook body arrived")
+            return web.Response(status=400)
+        unusable: str | None = None
+        try:
+            body = decoder(raw, self._max_body_bytes)
+        except BodyTooLargeError:
+            return _closing(self._too_large(source_id, answer))
+        except ValueError as error:
+            # Kept as rejected once authentic, like any other body we cannot use.
+            body, unusable = raw, str(error)
         answer.request_body = body
 
-        try:
-            self._verifiers[source_id].verify(
-                VerifiableRequest(headers=request.headers, body=body, peer=request.remote)
-            )
-        except AuthenticationError as error:
-            self._metrics.auth_failures.labels(source_id).inc()
-            self._count(source_id, "unauthenticated")
-            # The reason names the check that failed; never the body or a secret.
-            log.warning("webhook refused", extra={"source": source_id, "reason": error.reason})
-            return answer(401, _error("unauthenticated", "webhook authentication failed"))
-
-        bucket = self._buckets.get(source_id)
-        if bucket is not None and (wait := bucket.take()):
-            self._count(source_id, "rate_limited")
-            return answer(
-                429,
-                _error("rate_limited", f"source {source_id!r} exceeds its webhook rate limit"),
-                {"Retry-After": retry_after_header(wait)},
-            )
+        if verifier.needs_body:
+            refused = self._authenticate(source_id, verifier.verify, request, body)
+            if refused is not None:
+                return answer(*refused)
+            if limited := self._rate_limited(source_id):
+                return answer(*limited)
 
         try:
             ingested = await self._ingest.webhook(
@@ -106,6 +146,7 @@ class WebhookReceiver:
                 request.headers,
                 delivery_id=delivery_id,
                 received_at=datetime.now(UTC),
+                unusable=unusable,
             )
         except StoreUnavailableError:
             self._count(source_id, "unavailable")
@@ -152,6 +193,35 @@ class WebhookReceiver:
             },
         )
 
+    def _authenticate(
+        self,
+        source_id: str,
+        check: Callable[[VerifiableRequest], None],
+        request: web.Request,
+        body: bytes,
+    ) -> Reply | None:
+        """None when ``check`` passes; otherwise the 401 to send (counted, logged)."""
+        try:
+            check(VerifiableRequest(headers=request.headers, body=body, peer=request.remote))
+        except AuthenticationError as error:
+            self._metrics.auth_failures.labels(source_id).inc()
+            self._count(source_id, "unauthenticated")
+            # The reason names the check that failed; never the body or a secret.
+            log.warning("webhook refused", extra={"source": source_id, "reason": error.reason})
+            return 401, _error("unauthenticated", "webhook authentication failed"), None
+        return None
+
+    def _rate_limited(self, source_id: str) -> Reply | None:
+        bucket = self._buckets.get(source_id)
+        if bucket is None or not (wait := bucket.take()):
+            return None
+        self._count(source_id, "rate_limited")
+        return (
+            429,
+            _error("rate_limited", f"source {source_id!r} exceeds its webhook rate limit"),
+            {"Retry-After": retry_after_header(wait)},
+        )
+
     def _too_large(self, source_id: str, answer: _Answerer) -> web.Response:
         self._count(source_id, "too_large")
         return answer(
@@ -175,6 +245,18 @@ class _Answerer:
         reply = WebhookReply(status, document, headers or {})
         encoded = self._acknowledgement.encode(self.request_body, reply)
         return web.Response(status=encoded.status, body=encoded.body, headers=encoded.headers)
+
+
+# (status, document, headers) of an answer not yet encoded.
+Reply = tuple[int, dict[str, Any], Mapping[str, str] | None]
+
+
+def _closing(response: web.Response) -> web.Response:
+    """An answer sent before the body was (wholly) read: the connection closes after
+    it, so an unread body is never parsed as the next request, and costs at most
+    aiohttp's lingering time."""
+    response.force_close()
+    return response
 
 
 def _error(code: str, message: str) -> dict[str, Any]:

@@ -64,17 +64,35 @@ class VerifiableRequest:
 
 
 class WebhookVerifier(Protocol):
-    """Authenticates one source's webhooks. ``verify`` returns when the request is
-    authentic and raises ``AuthenticationError`` otherwise. It is cheap and does no I/O,
-    so the front door calls it inline."""
+    """Authenticates one source's webhooks. Both methods return when the request passes
+    and raise ``AuthenticationError`` otherwise; they are cheap and do no I/O, so the
+    front door calls them inline.
+
+    ``verify_headers`` sees the request before its body is read (``body`` is empty)
+    and checks everything that needs no body; when ``needs_body`` is False that is the
+    whole decision, so a refused request never costs a body read. Otherwise ``verify``
+    decides once the body is there."""
+
+    @property
+    def needs_body(self) -> bool: ...
+
+    def verify_headers(self, request: VerifiableRequest) -> None: ...
 
     def verify(self, request: VerifiableRequest) -> None: ...
 
 
 class VerifierBase:
-    """Gives every verifier a repr that can never print a secret."""
+    """Gives every verifier a repr that can never print a secret. By default a verifier
+    needs only the headers and the peer: ``verify_headers`` is ``verify``."""
 
     method: ClassVar[str]
+    needs_body: ClassVar[bool] = False
+
+    def verify(self, request: VerifiableRequest) -> None:
+        raise NotImplementedError
+
+    def verify_headers(self, request: VerifiableRequest) -> None:
+        self.verify(request)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} method={self.method}>"

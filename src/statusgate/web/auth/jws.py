@@ -65,6 +65,7 @@ def load_public_key(path: Path) -> RSAPublicKey:
 
 class JwsVerifier(VerifierBase):
     method = "jws"
+    needs_body = True
 
     def __init__(self, keys: Sequence[RSAPublicKey], header: str = "x-jws-signature") -> None:
         if not keys:
@@ -72,7 +73,24 @@ class JwsVerifier(VerifierBase):
         self._keys = tuple(keys)
         self._header = header
 
+    def verify_headers(self, request: VerifiableRequest) -> None:
+        """The header's form and its protected header; the signature needs the body."""
+        self._parts(request)
+
     def verify(self, request: VerifiableRequest) -> None:
+        encoded_header, protected, signature = self._parts(request)
+        encode_payload = protected.get("b64", True)
+        payload_bytes = b64url_encode(request.body) if encode_payload else request.body
+        signing_input = encoded_header.encode("ascii") + b"." + payload_bytes
+        for key in self._keys:
+            try:
+                key.verify(signature, signing_input, padding.PKCS1v15(), hashes.SHA256())
+            except InvalidSignature:
+                continue
+            return
+        raise AuthenticationError("JWS signature does not verify with any configured key")
+
+    def _parts(self, request: VerifiableRequest) -> tuple[str, dict[str, Any], bytes]:
         value = request.single_header(self._header).strip()
         parts = value.split(".")
         if len(parts) != 3:
@@ -89,17 +107,7 @@ class JwsVerifier(VerifierBase):
             signature = b64url_decode(encoded_signature)
         except ValueError:
             raise AuthenticationError("JWS signature is not base64url") from None
-
-        encode_payload = protected.get("b64", True)
-        payload_bytes = b64url_encode(request.body) if encode_payload else request.body
-        signing_input = encoded_header.encode("ascii") + b"." + payload_bytes
-        for key in self._keys:
-            try:
-                key.verify(signature, signing_input, padding.PKCS1v15(), hashes.SHA256())
-            except InvalidSignature:
-                continue
-            return
-        raise AuthenticationError("JWS signature does not verify with any configured key")
+        return encoded_header, protected, signature
 
 
 def _protected_header(encoded: str) -> dict[str, Any]:

@@ -74,7 +74,16 @@ class AllOfVerifier(VerifierBase):
     def __init__(self, verifiers: Sequence[WebhookVerifier]) -> None:
         self._verifiers = tuple(verifiers)
 
+    @property
+    def needs_body(self) -> bool:  # type: ignore[override]
+        return any(verifier.needs_body for verifier in self._verifiers)
+
+    def verify_headers(self, request: VerifiableRequest) -> None:
+        # In the configured order, so cheap checks listed first reject early. Members
+        # that need no body decide here, before the body is read.
+        for verifier in self._verifiers:
+            verifier.verify_headers(request)
+
     def verify(self, request: VerifiableRequest) -> None:
-        # In the configured order, so cheap checks listed first reject early.
         for verifier in self._verifiers:
             verifier.verify(request)

@@ -40,6 +40,7 @@ def decode_hmac_secret(secret: str) -> bytes:
 
 class StandardWebhooksVerifier(VerifierBase):
     method = "hmac"
+    needs_body = True
 
     def __init__(
         self,
@@ -53,7 +54,24 @@ class StandardWebhooksVerifier(VerifierBase):
         self._tolerance = tolerance_seconds
         self._clock = clock
 
+    def verify_headers(self, request: VerifiableRequest) -> None:
+        """Everything but the signature itself: the headers, the replay window."""
+        self._signed_prefix(request)
+
     def verify(self, request: VerifiableRequest) -> None:
+        signed_prefix, signatures = self._signed_prefix(request)
+        signed = signed_prefix + request.body
+        matched = False
+        # Every key against every signature: a sender mid-rotation may sign with the new
+        # key only, the old only, or both; any pairing that matches is authentic.
+        for key in self._keys:
+            expected = hmac.new(key, signed, hashlib.sha256).digest()
+            for signature in signatures:
+                matched |= hmac.compare_digest(expected, signature)
+        if not matched:
+            raise AuthenticationError("no webhook-signature matches a configured secret")
+
+    def _signed_prefix(self, request: VerifiableRequest) -> tuple[bytes, list[bytes]]:
         message_id = request.single_header("webhook-id")
         timestamp = request.single_header("webhook-timestamp")
         signature_header = request.single_header("webhook-signature")
@@ -76,16 +94,7 @@ class StandardWebhooksVerifier(VerifierBase):
         if not signatures:
             raise AuthenticationError("header webhook-signature holds no valid v1 signature")
         # The exact header text (not the parsed int) is what the sender signed.
-        signed = header_bytes(f"{message_id}.{timestamp}.") + request.body
-        matched = False
-        # Every key against every signature: a sender mid-rotation may sign with the new
-        # key only, the old only, or both; any pairing that matches is authentic.
-        for key in self._keys:
-            expected = hmac.new(key, signed, hashlib.sha256).digest()
-            for signature in signatures:
-                matched |= hmac.compare_digest(expected, signature)
-        if not matched:
-            raise AuthenticationError("no webhook-signature matches a configured secret")
+        return header_bytes(f"{message_id}.{timestamp}."), signatures
 
 
 def _v1_signatures(header: str) -> list[bytes]:
