@@ -28,10 +28,10 @@ def test_build_reports_every_source_auth_then_api(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(SetupError) as info:
         build(settings)
     assert str(info.value).splitlines() == [
-        "sources.finbox-main.api.api_key_env: environment variable UNSET_KEY is not set",
-        "sources.finbox-main.api.server_hash_env: environment variable UNSET_HASH is not set",
-        "sources.setu.auth.secret_envs.0: environment variable UNSET_A is not set",
-        "sources.banqware.auth.password_env: environment variable UNSET_B is not set",
+        "sources.finbox-main.api.api_key_env: the environment variable this setting names is not set",
+        "sources.finbox-main.api.server_hash_env: the environment variable this setting names is not set",
+        "sources.setu.auth.secret_envs.0: the environment variable this setting names is not set",
+        "sources.banqware.auth.password_env: the environment variable this setting names is not set",
     ]
     for name in ("UNSET_KEY", "UNSET_HASH", "UNSET_A", "UNSET_B"):
         monkeypatch.setenv(name, "x")

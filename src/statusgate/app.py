@@ -25,6 +25,7 @@ from statusgate.config import Settings, SetupError, split_host_port
 from statusgate.core.filters import FilterLimits
 from statusgate.core.hub import Hub
 from statusgate.ingest import Ingest
+from statusgate.logs import install_client_error_filter, mask_account_segments
 from statusgate.poll.reconciler import Reconciler
 from statusgate.poll.service import PollService
 from statusgate.poll.waits import WaitPolls
@@ -84,6 +85,7 @@ def build(
     verifiers: dict[str, WebhookVerifier] = {}
     pollers: dict[str, Poller] = {}
     for source_id, source in settings.sources.items():
+        mask_account_segments(source_id, registry.for_source(source).account_number_segments)
         try:
             verifiers[source_id] = build_verifier(source.auth)
         except SetupError as exc:
@@ -147,6 +149,7 @@ class Gateway:
             raise
 
     async def _start(self) -> BoundPorts:
+        install_client_error_filter()
         await self.store.open()
         # Listen before reading the last sequence: a commit by another replica in between
         # is then heard (hearing one twice is harmless).

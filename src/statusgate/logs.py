@@ -2,49 +2,123 @@
 
 Every line is one JSON object. ``request_id`` comes from a context variable that the
 front door sets to the delivery id of the webhook being handled, so the lines about its
-events carry the same id as the line that received it. Redaction happens in a filter on
-the root handler, so it holds for every logger, third-party ones included.
+events carry the same id as the line that received it. Redaction happens in the
+formatter of the root handler, so it holds for every logger, third-party ones included;
+``configure_logging`` also routes warnings and uncaught exceptions through it.
+
+What is masked:
+
+- every configured secret (``register_secret``), as written and in the forms an error
+  line may print it: JSON- and repr-escaped, and base64 (standard and URL-safe, padded
+  or not); the base64 of HTTP basic credentials (``register_basic_credentials``);
+- any ``Basic``/``Bearer`` credential, configured or not;
+- account numbers where a provider declares that a name segment carries one
+  (``mask_account_segments``): ``sources/<source>/sessions/S/accounts/<number>`` keeps
+  the last four characters. Nothing is guessed from digit runs, so ids such as
+  ``grpcurl-1796145835-18531`` stay searchable.
+
+aiohttp's own error lines about malformed requests are the client's doing: they are
+logged at debug, without the exception text (which quotes the bytes received).
 """
 
 from __future__ import annotations
 
+import base64
 import contextvars
 import json
 import logging
 import re
 import sys
 import threading
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
-# Bank account numbers are 9-18 digits (India) and IBANs start with two letters and two
-# check digits; anything that long is masked down to its last four characters.
-_ACCOUNT_NUMBER = re.compile(r"(?<![\w])([A-Z]{2}\d{2}[A-Z0-9]{5,30}|\d{9,18})(?![\w])")
 _MIN_SECRET_LENGTH = 4
+_CREDENTIAL = re.compile(r"(?i)\b(basic|bearer)(\s+|%20)[A-Za-z0-9+/=._~-]{4,}")
+# sources/{source}/{collection}/{id}[/{collection}/{id}], ids up to a separator.
+_NAME = re.compile(
+    r"sources/([a-z0-9-]{1,63})/([a-z-]+)/([^/\s\"'\\,;:]+)(?:/([a-z-]+)/([^/\s\"'\\,;:]+))?"
+)
 
+_lock = threading.Lock()
 _secrets: set[str] = set()
-_secrets_lock = threading.Lock()
 _secrets_pattern: re.Pattern[str] | None = None
+# source -> (parent collection, child collection) pairs whose child ids are account
+# numbers, and top-level collections whose ids are.
+_account_segments: dict[str, frozenset[tuple[str, str]]] = {}
+
+
+def _forms(value: str) -> set[str]:
+    """``value`` as it may appear in a line: escaped by json or repr, or base64."""
+    raw = value.encode("utf-8", "surrogatepass")
+    forms = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+    forms.add(repr(value)[1:-1])
+    # A line holding a JSON-encoded line escapes twice.
+    forms.add(json.dumps(json.dumps(value)[1:-1])[1:-1])
+    for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+        text = encoded.decode()
+        forms.update({text, text.rstrip("=")})
+    return {form for form in forms if len(form) >= _MIN_SECRET_LENGTH}
 
 
 def register_secret(value: str) -> None:
-    """Never print ``value``: every log line containing it shows ``[secret]`` instead."""
-    global _secrets_pattern
+    """Never print ``value``: every log line containing it (or its escaped or base64
+    forms) shows ``[secret]`` instead."""
     if len(value) < _MIN_SECRET_LENGTH:
         return
-    with _secrets_lock:
-        _secrets.add(value)
+    _add(_forms(value))
+
+
+def register_basic_credentials(username: str, password: str) -> None:
+    """The ``Authorization: Basic`` token of these credentials is a secret too."""
+    register_secret(password)
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    _add({token, token.rstrip("=")})
+
+
+def _add(forms: Iterable[str]) -> None:
+    global _secrets_pattern
+    with _lock:
+        _secrets.update(forms)
         alternatives = sorted(_secrets, key=len, reverse=True)
         _secrets_pattern = re.compile("|".join(re.escape(s) for s in alternatives))
+
+
+def mask_account_segments(source: str, segments: Iterable[tuple[str, str]]) -> None:
+    """The ids of ``(parent collection, collection)`` in ``source``'s names are account
+    numbers (the provider says so): mask them in every line."""
+    pairs = frozenset(segments)
+    with _lock:
+        if pairs:
+            _account_segments[source] = pairs
+        else:
+            _account_segments.pop(source, None)
+
+
+def _mask(value: str) -> str:
+    return "X" * (len(value) - 4) + value[-4:] if len(value) > 4 else value
+
+
+def _mask_name(match: re.Match[str]) -> str:
+    source, top, top_id, child, child_id = match.groups()
+    pairs = _account_segments.get(source)
+    if not pairs or child is None or (top, child) not in pairs:
+        return match.group(0)
+    return f"sources/{source}/{top}/{top_id}/{child}/{_mask(child_id)}"
 
 
 def redact(text: str) -> str:
     pattern = _secrets_pattern
     if pattern is not None:
         text = pattern.sub("[secret]", text)
-    return _ACCOUNT_NUMBER.sub(lambda m: "X" * (len(m.group(1)) - 4) + m.group(1)[-4:], text)
+    text = _CREDENTIAL.sub(lambda m: f"{m.group(1)}{m.group(2)}[secret]", text)
+    if _account_segments:
+        text = _NAME.sub(_mask_name, text)
+    return text
 
 
 class JsonFormatter(logging.Formatter):
@@ -76,6 +150,31 @@ class JsonFormatter(logging.Formatter):
         return redact(json.dumps(line, ensure_ascii=False, default=str))
 
 
+class ClientErrorFilter(logging.Filter):
+    """aiohttp logs a malformed request ("Error handling request", with the parser's
+    exception, which quotes the bytes received) at error level. It is the client's
+    doing: it becomes a debug line naming the exception class only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.exc_info or record.exc_info[1] is None:
+            return True
+        error = record.exc_info[1]
+        if not _client_caused(error):
+            return True
+        status = getattr(error, "code", "")
+        record.msg = f"malformed request refused: {type(error).__name__} {status}".rstrip()
+        record.args = ()
+        record.exc_info = None
+        record.exc_text = None
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+def _client_caused(error: BaseException) -> bool:
+    names = {cls.__name__ for cls in type(error).__mro__}
+    return bool(names & {"HttpProcessingError", "BadHttpMessage", "ConnectionError"})
+
+
 def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if json_lines:
@@ -85,6 +184,25 @@ def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    install_client_error_filter()
+    # Warnings and uncaught exceptions are lines too: they go through the same masking.
+    logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught
+    threading.excepthook = lambda args: _log_uncaught(
+        args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback
+    )
+
+
+def install_client_error_filter() -> None:
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, ClientErrorFilter) for f in server.filters):
+        server.addFilter(ClientErrorFilter())
+
+
+def _log_uncaught(
+    kind: type[BaseException], error: BaseException, trace: TracebackType | None
+) -> None:
+    logging.getLogger("statusgate").critical("uncaught exception", exc_info=(kind, error, trace))
 
 
 class _RedactingFormatter(logging.Formatter):

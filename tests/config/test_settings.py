@@ -479,7 +479,7 @@ def test_example_is_valid_once_its_secrets_and_files_exist(
         "sources.setu-relay.auth.secret_envs.1",
     ]
     assert problems[0] == (
-        "sources.finbox-main.auth.secret_env: environment variable FINBOX_WEBHOOK_SECRET is not set"
+        "sources.finbox-main.auth.secret_env: the environment variable this setting names is not set"
     )
     assert problems[11] == (
         f"sources.setu.auth.public_key_files.0: cannot read {tmp_path / 'keys/setu-aa.pem'}: "
@@ -563,15 +563,15 @@ def test_check_config_reports_every_start_up_problem(
     )
     problems = check_config(path)
     assert problems[:7] == [
-        "sources.finbox-main.api.api_key_env: environment variable FINBOX_API_KEY is not set",
+        "sources.finbox-main.api.api_key_env: the environment variable this setting names is not set",
         f"sources.setu.auth.public_key_files.0: cannot read {tmp_path / 'missing.pem'}: "
         "No such file or directory",
         f"sources.setu.auth.public_key_files.1: {tmp_path / 'not-a-key.pem'} is not a PEM "
         "public key or certificate",
-        "sources.relay.auth.secret_envs.0: environment variable EMPTY_SECRET is empty",
-        "sources.relay.auth.secret_envs.1: environment variable UNSET_SECRET is not set",
-        "sources.bq.auth.password_env: environment variable BQ_PASSWORD is not set",
-        "sources.bq.api.headers_env.x-api-key: environment variable BQ_KEY is not set",
+        "sources.relay.auth.secret_envs.0: the environment variable this setting names is empty",
+        "sources.relay.auth.secret_envs.1: the environment variable this setting names is not set",
+        "sources.bq.auth.password_env: the environment variable this setting names is not set",
+        "sources.bq.api.headers_env.x-api-key: the environment variable this setting names is not set",
     ]
     # The certificate does not belong to the key: found now, not at the first poll.
     assert problems[7].startswith(

@@ -173,5 +173,5 @@ async def test_a_named_but_unset_credential_stops_start_up(monkeypatch: pytest.M
         provider="finbox",
         api={"api_key_env": "NOT_SET_ANYWHERE", "server_hash_env": "NOT_SET_ANYWHERE"},
     )
-    with pytest.raises(ValueError, match="NOT_SET_ANYWHERE is not set"):
+    with pytest.raises(ValueError, match="names is not set"):
         PROVIDERS.build_pollers({"fb": source})

@@ -72,7 +72,7 @@ def test_check_config_knows_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     ]
     path.write_text(path.read_text().split("[sources.nope]")[0])
     assert check_config(path, REGISTRY) == [
-        "sources.parcels-eu.api.api_key_env: environment variable PARCELS_API_KEY is not set"
+        "sources.parcels-eu.api.api_key_env: the environment variable this setting names is not set"
     ]
     monkeypatch.setenv("PARCELS_API_KEY", "k")
     assert check_config(path, REGISTRY) == []

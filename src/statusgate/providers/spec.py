@@ -115,3 +115,7 @@ class ProviderSpec:
     # URL itself (a ReBIT AA appends ``Consent/Notification``); every other one is 404.
     webhook_paths: frozenset[str] = frozenset({""})
     acknowledgement: Acknowledgement = JSON_ACKNOWLEDGEMENT
+    # (parent collection, collection) pairs of its names whose ids are account numbers
+    # (built from an account-number field): the logs show their last four characters
+    # only. Ids the provider makes up itself are not listed, so they stay searchable.
+    account_number_segments: frozenset[tuple[str, str]] = frozenset()

@@ -19,6 +19,9 @@ SPEC = ProviderSpec(
     ),
     fixtures=Path(__file__).parent / "fixtures",
     default_source="banqware",
+    # Accounts without an accountId are named by their account number (IBAN or local
+    # number, compact): the logs mask every account id of a banqware session.
+    account_number_segments=frozenset({("sessions", "accounts")}),
 )
 
 __all__ = ["SPEC", "BanqwareAdapter", "BanqwareApi", "BanqwareSource", "BanqwareStage"]

@@ -25,6 +25,7 @@ from statusgate.config import (
     SharedSecretAuth,
     read_secret,
 )
+from statusgate.logs import register_basic_credentials
 from statusgate.web.auth.base import (
     AuthenticationError,
     VerifiableRequest,
@@ -70,6 +71,8 @@ def build_verifier(auth: AuthConfig, *, clock: Clock = time.time) -> WebhookVeri
             return SharedSecretVerifier(auth.header, secret.encode("utf-8"))
         case BasicAuth():
             password = _secret(auth.password_env, "password_env")
+            # The Authorization header carries them base64-encoded: mask that form too.
+            register_basic_credentials(auth.username, password)
             return BasicAuthVerifier(auth.username.encode("utf-8"), password.encode("utf-8"))
         case HmacAuth():
             return _hmac(auth, clock)
@@ -106,8 +109,8 @@ def _hmac(auth: HmacAuth, clock: Clock) -> StandardWebhooksVerifier:
             problems.append(
                 (
                     loc,
-                    f"environment variable {env_name} holds a whsec_ secret that is not "
-                    "valid base64",
+                    "the environment variable this setting names holds a whsec_ secret "
+                    "that is not valid base64",
                 )
             )
     if problems:
