@@ -28,10 +28,13 @@ def test_build_reports_every_source_auth_then_api(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(SetupError) as info:
         build(settings)
     assert str(info.value).splitlines() == [
-        "sources.finbox-main.api.api_key_env: the environment variable this setting names is not set",
-        "sources.finbox-main.api.server_hash_env: the environment variable this setting names is not set",
+        "sources.finbox-main.api.api_key_env: the environment variable "
+        "this setting names is not set",
+        "sources.finbox-main.api.server_hash_env: the environment variable "
+        "this setting names is not set",
         "sources.setu.auth.secret_envs.0: the environment variable this setting names is not set",
-        "sources.banqware.auth.password_env: the environment variable this setting names is not set",
+        "sources.banqware.auth.password_env: the environment variable "
+        "this setting names is not set",
     ]
     for name in ("UNSET_KEY", "UNSET_HASH", "UNSET_A", "UNSET_B"):
         monkeypatch.setenv(name, "x")

@@ -479,7 +479,8 @@ def test_example_is_valid_once_its_secrets_and_files_exist(
         "sources.setu-relay.auth.secret_envs.1",
     ]
     assert problems[0] == (
-        "sources.finbox-main.auth.secret_env: the environment variable this setting names is not set"
+        "sources.finbox-main.auth.secret_env: the environment variable "
+        "this setting names is not set"
     )
     assert problems[11] == (
         f"sources.setu.auth.public_key_files.0: cannot read {tmp_path / 'keys/setu-aa.pem'}: "
@@ -563,7 +564,8 @@ def test_check_config_reports_every_start_up_problem(
     )
     problems = check_config(path)
     assert problems[:7] == [
-        "sources.finbox-main.api.api_key_env: the environment variable this setting names is not set",
+        "sources.finbox-main.api.api_key_env: the environment variable "
+        "this setting names is not set",
         f"sources.setu.auth.public_key_files.0: cannot read {tmp_path / 'missing.pem'}: "
         "No such file or directory",
         f"sources.setu.auth.public_key_files.1: {tmp_path / 'not-a-key.pem'} is not a PEM "
@@ -571,7 +573,8 @@ def test_check_config_reports_every_start_up_problem(
         "sources.relay.auth.secret_envs.0: the environment variable this setting names is empty",
         "sources.relay.auth.secret_envs.1: the environment variable this setting names is not set",
         "sources.bq.auth.password_env: the environment variable this setting names is not set",
-        "sources.bq.api.headers_env.x-api-key: the environment variable this setting names is not set",
+        "sources.bq.api.headers_env.x-api-key: the environment variable "
+        "this setting names is not set",
     ]
     # The certificate does not belong to the key: found now, not at the first poll.
     assert problems[7].startswith(

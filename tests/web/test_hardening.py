@@ -202,7 +202,7 @@ async def test_a_disconnect_mid_body_is_one_debug_line(
     gw: RunningGateway, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.DEBUG):
-        reader, writer = await asyncio.open_connection("127.0.0.1", gw.ports.http)
+        _, writer = await asyncio.open_connection("127.0.0.1", gw.ports.http)
         writer.write(head("finbox", 1000, AUTH) + b'{"event_name": "SECRET-BODY')
         await writer.drain()
         await asyncio.sleep(0.2)
