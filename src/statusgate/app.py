@@ -138,6 +138,7 @@ class Gateway:
         self._guard: Guard | None = None
         self._rpc: RpcServer | None = None
         self._stopped = asyncio.Event()
+        self._serving = False
 
     async def start(self) -> BoundPorts:
         """Open the store and listen; on any failure, undo what was started (a busy
@@ -210,6 +211,7 @@ class Gateway:
         grpc_port = await self._rpc.start(self.settings.grpc, self.settings.grpc_tls)
         self.reconciler.start()
         self.retention.start()
+        self._serving = True
         log.info(
             "statusgate serving: http port %d, grpc port %d, store %s, sources %s",
             http_port,
@@ -247,7 +249,8 @@ class Gateway:
         await self.polling.close()
         with contextlib.suppress(Exception):
             await self.store.close()
-        log.info("statusgate stopped")
+        if self._serving:  # a start that failed says so in its own one line
+            log.info("statusgate stopped")
 
     async def _stop_http(self) -> None:
         """Stop listening; close idle connections at once; let the requests being

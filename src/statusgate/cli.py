@@ -20,6 +20,7 @@ from statusgate.config import Settings, SetupError
 from statusgate.logs import configure_logging
 from statusgate.providers.registry import PROVIDERS
 from statusgate.providers.spec import ManualRegistration, RegistrationError
+from statusgate.store.base import StoreUnavailableError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,7 +100,11 @@ async def _serve(settings: Settings) -> int:
     except SetupError as error:  # e.g. a secret's environment variable is not set
         print(f"statusgate: {error}", file=sys.stderr)
         return 2
-    await gateway.start()
+    try:
+        await gateway.start()
+    except StoreUnavailableError as error:  # one line, never a traceback
+        print(f"statusgate: {error}", file=sys.stderr)
+        return 1
     # Everything built at start-up lives for the whole run: keep it out of the cyclic
     # collector's work, whose full passes otherwise stall the loop for tens of ms under
     # load without ever freeing any of it.

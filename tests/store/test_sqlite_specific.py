@@ -4,7 +4,10 @@ and how it fails and recovers when a commit cannot happen."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -224,3 +227,48 @@ async def test_disk_full_inside_a_request_fails_the_whole_batch(sqlite_store: Sq
     retried = await asyncio.gather(sqlite_store.ingest(small), sqlite_store.ingest(big))
     assert sorted(seq for result in retried for seq in sequences(result.events)) == [2, 3]
     assert await sqlite_store.ready()
+
+
+def _chattr(flag: str, path: Path) -> str | None:
+    """None when ``chattr`` worked; otherwise why it could not."""
+    if shutil.which("chattr") is None:
+        return "chattr is not installed"
+    done = subprocess.run(["chattr", flag, str(path)], capture_output=True, text=True)
+    if done.returncode != 0:
+        return f"chattr {flag} was refused: {done.stderr.strip()}"
+    return None
+
+
+def test_an_immutable_shm_file_is_refused_at_start_with_one_line(tmp_path: Path) -> None:
+    db = tmp_path / "g.db"
+    sqlite3.connect(db).execute("PRAGMA journal_mode=WAL").close()
+    shm = tmp_path / "g.db-shm"
+    # Shorter than the index SQLite maps: reading past its end is what raised SIGBUS.
+    shm.write_bytes(b"\0" * 100)
+    why = _chattr("+i", shm)
+    if why is not None:
+        pytest.skip(why)
+    try:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "statusgate.cli",
+                "serve",
+                "--http",
+                "127.0.0.1:0",
+                "--grpc",
+                "127.0.0.1:0",
+                "--store",
+                f"sqlite:///{db}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        _chattr("-i", shm)
+    assert done.returncode == 1, done.stderr  # not -SIGBUS, not a traceback
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "g.db-shm is not writable" in lines[0]

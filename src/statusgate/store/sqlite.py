@@ -103,6 +103,12 @@ class SqliteStore:
         if self._state != "new":
             raise RuntimeError(f"the store is {self._state}; a SqliteStore opens once")
         self._take_process_lock()
+        try:
+            self._check_writable()
+        except StoreUnavailableError:
+            self._state = "closed"
+            self._release_process_lock()
+            raise
         loop = asyncio.get_running_loop()
         self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         try:
@@ -157,6 +163,24 @@ class SqliteStore:
                 f"the SQLite store {self.path} is in use by another statusgate process"
             ) from None
         self._lock_file = lock
+
+    def _check_writable(self) -> None:
+        """Refuse a store whose files cannot be written, before SQLite maps them. A
+        ``-shm`` file SQLite cannot open for writing is mapped read-only, and touching
+        a page beyond its end kills the process with SIGBUS; an immutable file (chattr
+        +i) refuses writes even to root."""
+        for suffix in ("", "-wal", "-shm"):
+            path = Path(f"{self.path}{suffix}")
+            try:
+                fd = os.open(path, os.O_RDWR)
+            except FileNotFoundError:
+                continue  # SQLite creates it
+            except OSError as error:
+                raise StoreUnavailableError(
+                    f"cannot open SQLite store {self.path}: {path.name} is not writable "
+                    f"({error.strerror or error})"
+                ) from None
+            os.close(fd)
 
     def _release_process_lock(self) -> None:
         if self._lock_file is not None:
