@@ -22,6 +22,8 @@ from statusgate.config import (
     BasicAuth,
     ClientConfig,
     ConfigError,
+    FrontDoor,
+    GrpcLimits,
     GrpcTls,
     HmacAuth,
     IpAllowlistAuth,
@@ -392,6 +394,8 @@ def _option_names() -> set[str]:
         GrpcTls,
         ClientConfig,
         Retention,
+        FrontDoor,
+        GrpcLimits,
     ]
     return {name for model in models for name in model.model_fields} - {"id"}
 
