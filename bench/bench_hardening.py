@@ -286,7 +286,7 @@ async def main() -> None:
     parser.add_argument("--names", type=int, default=150_000)
     parser.add_argument("--items", default="1,2,5,6")
     args = parser.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     fake = FakeFinbox()
     url = await fake.start()
