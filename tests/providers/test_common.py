@@ -99,7 +99,7 @@ def test_a_refused_name_quotes_a_long_id_only_in_part() -> None:
     with pytest.raises(InvalidPayloadError) as caught:
         subject_name("src", "sessions", "x" * 100_000)
     assert len(str(caught.value)) < 1100
-    assert str(caught.value).endswith("...")
+    assert "..." in str(caught.value)
 
 
 # --- text ---------------------------------------------------------------------------------

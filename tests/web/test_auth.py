@@ -265,7 +265,8 @@ def test_hmac_build_reports_every_bad_secret(monkeypatch: pytest.MonkeyPatch) ->
         ("secret_envs.0", "the environment variable this setting names is not set"),
         (
             "secret_envs.1",
-            "environment variable HMAC_BAD holds a whsec_ secret that is not valid base64",
+            "the environment variable this setting names holds a whsec_ secret that is not "
+            "valid base64",
         ),
     ]
     assert "***" not in str(info.value)
