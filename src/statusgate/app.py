@@ -31,6 +31,7 @@ from statusgate.poll.service import PollService
 from statusgate.poll.waits import WaitPolls
 from statusgate.providers.polling import Poller
 from statusgate.providers.registry import PROVIDERS, Registry
+from statusgate.providers.spec import Acknowledgement
 from statusgate.retention import RetentionTask
 from statusgate.rpc.access import AccessControl
 from statusgate.rpc.server import RpcServer
@@ -65,6 +66,7 @@ class Components:
     hub: Hub
     ingest: Ingest
     verifiers: dict[str, WebhookVerifier]
+    acknowledgements: dict[str, Acknowledgement]
     polling: PollService
     metrics: Metrics
     # Polls on behalf of WaitStatus callers, within each source's upstream budget.
@@ -79,19 +81,26 @@ def build(
     sleep: Sleep = asyncio.sleep,
 ) -> Components:
     """Build every component. Secrets, key and certificate files are read now, source
-    by source; ``SetupError`` lists every problem (located ``sources.<id>.auth.…`` and
-    ``sources.<id>.api.…``), so a gateway never starts half-configured."""
+    by source; ``SetupError`` lists every problem (located ``sources.<id>.auth.…``,
+    ``sources.<id>.api.…``, or wherever in the source table a provider's answers read
+    their keys), so a gateway never starts half-configured."""
     problems: list[tuple[str, str]] = []
     verifiers: dict[str, WebhookVerifier] = {}
+    acknowledgements: dict[str, Acknowledgement] = {}
     pollers: dict[str, Poller] = {}
     for source_id, source in settings.sources.items():
-        mask_account_segments(source_id, registry.for_source(source).account_number_segments)
+        spec = registry.for_source(source)
+        mask_account_segments(source_id, spec.account_number_segments)
         try:
             verifiers[source_id] = build_verifier(source.auth)
         except SetupError as exc:
             problems.extend(exc.located(f"sources.{source_id}.auth.").problems)
         try:
-            pollers[source_id] = registry.for_source(source).poller(source, sleep=sleep)
+            acknowledgements[source_id] = spec.acknowledgement(source)
+        except SetupError as exc:
+            problems.extend(exc.located(f"sources.{source_id}.").problems)
+        try:
+            pollers[source_id] = spec.poller(source, sleep=sleep)
         except SetupError as exc:
             problems.extend(exc.located(f"sources.{source_id}.api.").problems)
     if store is None:
@@ -108,7 +117,18 @@ def build(
     waits = WaitPolls(
         polling, {sid: s.api.wait_calls_per_second for sid, s in settings.sources.items()}
     )
-    return Components(settings, registry, store, hub, ingest, verifiers, polling, metrics, waits)
+    return Components(
+        settings,
+        registry,
+        store,
+        hub,
+        ingest,
+        verifiers,
+        acknowledgements,
+        polling,
+        metrics,
+        waits,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +182,7 @@ class Gateway:
             self.settings.sources,
             parts.registry,
             parts.verifiers,
+            parts.acknowledgements,
             parts.ingest,
             parts.metrics,
             self.settings.max_body_bytes,

@@ -3,16 +3,24 @@
 The front door, polls, the reconciler and replays all write through ``Ingest``, so every
 change is ordered by the same rules (``core.apply``, run by the store inside its
 transaction), gets exactly one event, and reaches every Watch stream.
+
+A new webhook is also judged by what its provider's spec adds (``ProviderSpec``): a
+delivery that repeats an idempotency key is a duplicate (same content: kept, nothing
+applied again) or a conflict (other content: kept as rejected), and the spec's
+``screen`` may refuse what depends on where and when it arrived. Replays skip both: a
+stored body is judged by its content alone.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import re
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,6 +31,7 @@ from statusgate.core.hub import Hub
 from statusgate.core.names import InvalidNameError
 from statusgate.providers.base import InvalidPayloadError, UnknownShapeError, WebhookAdapter
 from statusgate.providers.registry import Registry
+from statusgate.providers.spec import ProviderSpec, WebhookContext
 from statusgate.store.base import (
     IngestRequest,
     IngestResult,
@@ -48,6 +57,10 @@ KEPT_HEADERS = (
 )
 
 
+# The longest idempotency key kept (providers' ids are UUIDs and the like).
+MAX_KEY_LENGTH = 256
+
+
 def new_delivery_id() -> str:
     """Time-ordered (microseconds) then random: sorts by arrival, never collides."""
     return f"{time.time_ns() // 1000:014x}{secrets.token_hex(6)}"
@@ -56,19 +69,29 @@ def new_delivery_id() -> str:
 @dataclass(frozen=True, slots=True)
 class Normalized:
     """What today's adapter makes of a body: the verdict, the canonical updates (in
-    apply order) and, when it did not map, why."""
+    apply order) and, when it did not map, why (``code``: the provider's own name for
+    it, see ``InvalidPayloadError.code``). ``payload`` is the decoded body when it is a
+    JSON object."""
 
     verdict: DeliveryVerdict
     updates: list[Status] = field(default_factory=list)
     detail: str = ""
+    code: str = ""
+    payload: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class Ingested:
-    """A body run through the write path: how it was judged and what it changed."""
+    """A body run through the write path: how it was judged and what it changed.
+
+    A webhook that repeats an idempotency key names the delivery that claimed the key
+    first: ``duplicate_of`` when it has the same content (nothing was applied again),
+    ``conflicts_with`` when it has other content (kept as rejected; answered 409)."""
 
     normalized: Normalized
     result: IngestResult
+    duplicate_of: str = ""
+    conflicts_with: str = ""
 
 
 # JSON nested deeper than this is rejected before it is parsed (``max_json_depth``).
@@ -132,17 +155,23 @@ def normalize_body(
     try:
         updates = adapter.normalize(source, payload)
     except UnknownShapeError as error:
-        return Normalized(DeliveryVerdict.UNMAPPED, detail=str(error))
-    except (InvalidPayloadError, InvalidNameError) as error:
-        return Normalized(DeliveryVerdict.REJECTED, detail=str(error))
+        return Normalized(DeliveryVerdict.UNMAPPED, detail=str(error), payload=payload)
+    except InvalidPayloadError as error:
+        return Normalized(
+            DeliveryVerdict.REJECTED, detail=str(error), code=error.code, payload=payload
+        )
+    except InvalidNameError as error:
+        return Normalized(DeliveryVerdict.REJECTED, detail=str(error), payload=payload)
     except Exception:
         # An adapter bug must not lose the delivery: keep it unmapped, so a replay after
         # the fix recovers it, and make noise.
         log.exception("adapter %s failed on a delivery for %s", source.provider, source.id)
         return Normalized(
-            DeliveryVerdict.UNMAPPED, detail="internal mapping error; kept for replay"
+            DeliveryVerdict.UNMAPPED,
+            detail="internal mapping error; kept for replay",
+            payload=payload,
         )
-    return Normalized(DeliveryVerdict.MAPPED, updates)
+    return Normalized(DeliveryVerdict.MAPPED, updates, payload=payload)
 
 
 class Ingest:
@@ -158,6 +187,7 @@ class Ingest:
         self.hub = hub
         self._registry = registry
         self._max_json_depth = max_json_depth
+        self._claims = _Claims()
 
     def normalize(self, source: SourceConfig, body: bytes) -> Normalized:
         return normalize_body(
@@ -176,26 +206,56 @@ class Ingest:
         delivery_id: str,
         received_at: datetime,
         unusable: str | None = None,
+        path: str = "",
     ) -> Ingested:
         """Keep the delivery and apply what it maps to, in one transaction; returns
         once both are durable. ``unusable`` says why the front door could not use the
         body at all (an invalid Content-Encoding): it is kept as rejected without being
-        looked at. Raises StoreUnavailableError."""
+        looked at. ``path`` is the sub-path it was posted to. Raises
+        StoreUnavailableError."""
+        spec = self._registry.for_source(source)
         if unusable is not None:
             normalized = Normalized(DeliveryVerdict.REJECTED, detail=unusable)
         else:
             normalized = self.normalize(source, body)
-        delivery = Delivery(
-            id=delivery_id,
-            source=source.id,
-            received_at=received_at,
-            body=body,
-            headers={k: headers[k] for k in KEPT_HEADERS if k in headers},
-            verdict=normalized.verdict,
-            detail=normalized.detail,
-        )
-        result = await self._commit(WebhookIngest(delivery, normalized.updates))
-        return Ingested(normalized, result)
+        key = _idempotency_key(spec, normalized)
+        duplicate_of = conflicts_with = ""
+        # Two copies of one delivery arriving together are judged one after the other,
+        # so the second sees the first. (Across processes sharing a store, copies racing
+        # within one commit are both kept and applied; applying is idempotent.)
+        async with self._claims.hold(source.id, key):
+            if key is not None and normalized.verdict is not DeliveryVerdict.REJECTED:
+                earlier = await self.store.find_delivery(source.id, key)
+                if earlier is not None and _same_content(earlier.body, normalized.payload):
+                    duplicate_of = earlier.id
+                    normalized = Normalized(
+                        normalized.verdict,
+                        detail=f"a copy of delivery {earlier.id} (same idempotency key "
+                        "and content); not applied again",
+                        payload=normalized.payload,
+                    )
+                elif earlier is not None:
+                    conflicts_with = earlier.id
+                    normalized = Normalized(
+                        DeliveryVerdict.REJECTED,
+                        detail=f"idempotency key {key!r} was first used by delivery "
+                        f"{earlier.id}, with other content",
+                        payload=normalized.payload,
+                    )
+            if not (duplicate_of or conflicts_with):
+                normalized = _screened(spec, source, normalized, path, headers, received_at)
+            delivery = Delivery(
+                id=delivery_id,
+                source=source.id,
+                received_at=received_at,
+                body=body,
+                headers={k: headers[k] for k in KEPT_HEADERS if k in headers},
+                verdict=normalized.verdict,
+                detail=normalized.detail,
+                idempotency_key=key,
+            )
+            result = await self._commit(WebhookIngest(delivery, normalized.updates))
+        return Ingested(normalized, result, duplicate_of, conflicts_with)
 
     async def poll(
         self, updates: Sequence[Status], *, received_at: datetime, by_reconciler: bool = False
@@ -217,3 +277,74 @@ class Ingest:
         result = await self.store.ingest(request)
         self.hub.offer(result.events)
         return result
+
+
+def _idempotency_key(spec: ProviderSpec, normalized: Normalized) -> str | None:
+    """The delivery's key, when its provider names one that can be an index key (short
+    printable ASCII: a provider's ids are; a hostile value is simply not one)."""
+    if spec.idempotency_key is None or normalized.payload is None:
+        return None
+    key = spec.idempotency_key(normalized.payload)
+    if not key or len(key) > MAX_KEY_LENGTH or not (key.isascii() and key.isprintable()):
+        return None
+    return key
+
+
+def _same_content(stored: bytes, payload: dict[str, Any] | None) -> bool:
+    """Whether a stored body says what ``payload`` says: equal JSON, whatever the
+    spacing or key order. A body pruned by retention cannot tell: taken as the same."""
+    if not stored:
+        return True
+    try:
+        return bool(json.loads(stored) == payload)
+    except (ValueError, UnicodeDecodeError):
+        return False
+
+
+def _screened(
+    spec: ProviderSpec,
+    source: SourceConfig,
+    normalized: Normalized,
+    path: str,
+    headers: Mapping[str, str],
+    received_at: datetime,
+) -> Normalized:
+    """``normalized``, or rejected when the provider's screen refuses the webhook."""
+    if spec.screen is None or normalized.payload is None:
+        return normalized
+    if normalized.verdict is not DeliveryVerdict.MAPPED:
+        return normalized
+    refusal = spec.screen(source, normalized.payload, WebhookContext(path, headers, received_at))
+    if refusal is None:
+        return normalized
+    return Normalized(
+        DeliveryVerdict.REJECTED,
+        detail=refusal.message,
+        code=refusal.code,
+        payload=normalized.payload,
+    )
+
+
+class _Claims:
+    """One ingest at a time per (source, idempotency key) in this process."""
+
+    def __init__(self) -> None:
+        self._held: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, source: str, key: str | None) -> AsyncIterator[None]:
+        if key is None:
+            yield
+            return
+        claim = (source, key)
+        lock, users = self._held.get(claim, (asyncio.Lock(), 0))
+        self._held[claim] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._held[claim]
+            if users == 1:
+                del self._held[claim]
+            else:
+                self._held[claim] = (lock, users - 1)

@@ -9,9 +9,13 @@ Each provider's spec names its fixtures folder; each ``*.json`` file there is::
       "expect": [ {...}, ... ]  # the updates, as protobuf JSON (MessageToDict) of Status
     }
 
-or, instead of ``expect``, ``"expect_error": "unknown_shape" | "invalid_payload"``.
+or, instead of ``expect``, ``"expect_error": "unknown_shape" | "invalid_payload"``, and
+with an invalid payload, ``"expect_code"``: the provider's own name for the problem
+(``InvalidPayloadError.code``), for providers whose answers have a vocabulary of them.
 Expected statuses are written out in full (names, kinds, parents, states, stages,
 terminal, errors, attributes), so a mapping change shows up as a fixture diff.
+``"path"`` is the sub-path of ``/webhooks/{source}`` the payload is posted to (the
+source's URL itself when absent).
 """
 
 from __future__ import annotations
@@ -50,8 +54,10 @@ def check_fixture(spec: ProviderSpec, path: Path) -> None:
     source = source_for(spec, fixture)
     if "expect_error" in fixture:
         error = {"unknown_shape": UnknownShapeError, "invalid_payload": InvalidPayloadError}
-        with pytest.raises(error[fixture["expect_error"]]):
+        with pytest.raises(error[fixture["expect_error"]]) as raised:
             spec.adapter.normalize(source, fixture["payload"])
+        if "expect_code" in fixture:
+            assert getattr(raised.value, "code", None) == fixture["expect_code"], str(raised.value)
         return
     statuses = spec.adapter.normalize(source, fixture["payload"])
     got = [MessageToDict(s) for s in statuses]

@@ -4,6 +4,7 @@ contract tests, a real front door and ``check-config`` like the built-in ones.""
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from statusgate.config_check import check_config
 from statusgate.providers.registry import PROVIDERS
+from statusgate.store.base import DeliveryVerdict
 from statusgate.v1 import status_pb2 as pb
 from tests.conftest import gateway_settings, start_gateway, stop_gateway
 from tests.providers import throwaway
@@ -48,6 +50,37 @@ async def test_the_front_door_takes_its_webhooks_on_its_paths(tmp_path: Path) ->
         assert (await gw.post("parcels-eu/other", {"parcel": "p-1"}))[0] == 404
         # The built-in providers are untouched: theirs is the root path only.
         assert (await gw.post("finbox/events", {}))[0] == 404
+    finally:
+        await stop_gateway(gw)
+
+
+async def test_its_own_delivery_ids_and_front_door_checks(tmp_path: Path) -> None:
+    gw = await start_gateway(gateway_settings(tmp_path, registry=REGISTRY), registry=REGISTRY)
+    try:
+        event = {"parcel": "p-1", "status": "moving", "event": "e-1"}
+        assert await gw.post("parcels-eu/events", event) == (200, {"ok": True, "status": 200})
+        # The same delivery again, spaced differently: a copy, applied once.
+        assert (await gw.post("parcels-eu/events", json.dumps(event, indent=1).encode()))[0] == 200
+        events = await gw.gateway.store.list_events("sources/parcels-eu/payments/p-1")
+        assert len(events) == 1
+        # Its id with other content: a conflict, kept as rejected; nothing applied.
+        other = {**event, "status": "lost"}
+        assert await gw.post("parcels-eu/events", other) == (409, {"ok": False, "status": 409})
+        status = await gw.stub.GetStatus(
+            pb.GetStatusRequest(name="sources/parcels-eu/payments/p-1")
+        )
+        assert status.state == pb.STATE_IN_PROGRESS
+        # Its screen: refused with its own code, kept as rejected.
+        stale = {"parcel": "p-2", "status": "moving", "sent_at": 1}
+        assert await gw.post("parcels-eu/events", stale) == (
+            400,
+            {"ok": False, "status": 400, "code": "stale"},
+        )
+        rejected = await gw.gateway.store.list_deliveries(
+            [DeliveryVerdict.REJECTED], source="parcels-eu"
+        )
+        assert [json.loads(d.body) for d in rejected] == [other, stale]
+        assert rejected[0].idempotency_key == "e-1"
     finally:
         await stop_gateway(gw)
 

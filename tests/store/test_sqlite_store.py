@@ -8,6 +8,7 @@ for now), so a PostgreSQL store must pass the very same suite. Stores expose a
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -328,3 +329,38 @@ async def test_ready_while_open(store: Store) -> None:
     assert await store.ready()
     await store.ingest(poll(update(SESSION, State.STATE_PENDING)))
     assert await store.ready()
+
+
+# --- idempotency keys ---------------------------------------------------------------------------
+
+
+async def test_find_delivery_is_the_first_accepted_one_with_the_key(store: Store) -> None:
+    def keyed(verdict: DeliveryVerdict, key: str | None, *, source: str = "rebit") -> WebhookIngest:
+        kept = dataclasses.replace(
+            delivery(source, verdict=verdict), idempotency_key=key, received_at=next(times)
+        )
+        return WebhookIngest(kept)
+
+    times = iter(T0 + timedelta(seconds=i) for i in range(10))
+    refused = keyed(DeliveryVerdict.REJECTED, "k1")
+    first = keyed(DeliveryVerdict.MAPPED, "k1")
+    later = keyed(DeliveryVerdict.UNMAPPED, "k1")
+    for request in (
+        refused,
+        first,
+        later,
+        keyed(DeliveryVerdict.MAPPED, "k1", source="other"),
+        keyed(DeliveryVerdict.MAPPED, None),
+    ):
+        await store.ingest(request)
+
+    found = await store.find_delivery("rebit", "k1")
+    # A rejected delivery keeps its key but claims nothing: the first accepted one does.
+    assert found == first.delivery
+    assert await store.find_delivery("rebit", "k2") is None
+    assert await store.find_delivery("nobody", "k1") is None
+    # Keys are kept with the delivery and listed with it.
+    assert {d.idempotency_key for d in await store.list_deliveries([])} == {"k1", None}
+    only_unmapped = keyed(DeliveryVerdict.UNMAPPED, "k3")
+    await store.ingest(only_unmapped)
+    assert await store.find_delivery("rebit", "k3") == only_unmapped.delivery

@@ -655,6 +655,24 @@ def test_all_of_needs_every_member(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
+def test_all_of_names_the_member_that_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FINBOX_SECRET", "s")
+    v = verifier(
+        method="all_of",
+        methods=[
+            {"method": "ip_allowlist", "networks": ["203.0.113.0/24"]},
+            {"method": "shared_secret", "secret_env": "FINBOX_SECRET"},
+        ],
+    )
+    for req, method in (
+        (request({"x-secret-key": "s"}, peer="198.51.100.1"), "ip_allowlist"),
+        (request({"x-secret-key": "x"}, peer="203.0.113.7"), "shared_secret"),
+    ):
+        with pytest.raises(AuthenticationError) as info:
+            v.verify(req)
+        assert info.value.method == method
+
+
 def test_all_of_build_locates_member_problems() -> None:
     with pytest.raises(SetupError) as info:
         verifier(

@@ -24,3 +24,6 @@ class Delivery:
     verdict: DeliveryVerdict
     # Why it was rejected or left unmapped.
     detail: str = ""
+    # The provider's own id of the delivery (a transaction id), when it has one: a delivery
+    # sent again under the same key is recognised by it (``Store.find_delivery``).
+    idempotency_key: str | None = None

@@ -24,8 +24,14 @@ class UnknownShapeError(Exception):
 class InvalidPayloadError(Exception):
     """A recognised payload whose content is unusable: kept as *rejected* (400).
 
-    The message says precisely what is wrong, so the sender can fix it.
+    The message says precisely what is wrong, so the sender can fix it. ``code`` is the
+    provider's own name for the problem, when its answers have a vocabulary of them
+    (a ReBIT AA expects ``InvalidConsentStatus``...); empty otherwise.
     """
+
+    def __init__(self, message: str, *, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
 
     @classmethod
     def from_validation(cls, label: str, error: ValidationError) -> InvalidPayloadError:

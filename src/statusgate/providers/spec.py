@@ -12,6 +12,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -62,11 +63,19 @@ WebhookRegistration = ManualRegistration | ApiRegistration
 class WebhookReply:
     """An answer of the front door, before it is encoded: the status and the gateway's
     own JSON document (``{"delivery_id", "events"}`` or ``{"error": {"code",
-    "message"}}``)."""
+    "message"}}``).
+
+    For answers in a provider's own vocabulary, a refusal also says what exactly was
+    refused: ``provider_code`` is the adapter's (or the screen's) name for an invalid
+    payload (``InvalidPayloadError.code``, ``Refusal.code``), and ``failed_check`` the
+    webhook authentication method that refused the request (``"jws"``,
+    ``"shared_secret"``...). Both are empty when they do not apply."""
 
     status: int
     document: Mapping[str, Any]
     headers: Mapping[str, str] = field(default_factory=dict)
+    provider_code: str = ""
+    failed_check: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +92,14 @@ class Acknowledgement(Protocol):
     def encode(self, request_body: bytes | None, reply: WebhookReply) -> EncodedReply: ...
 
 
+class AcknowledgementFactory(Protocol):
+    def __call__(self, source: Any) -> Acknowledgement:
+        """The answers of one source (a provider may sign them with the source's own
+        key). Reads its keys now: an unusable one raises SetupError, located relative
+        to the source's table (``signing.private_key_file``), so start-up fails."""
+        ...
+
+
 class JsonAcknowledgement:
     """The gateway's own JSON answer, which every provider but a ReBIT AA accepts."""
 
@@ -93,6 +110,50 @@ class JsonAcknowledgement:
 
 
 JSON_ACKNOWLEDGEMENT = JsonAcknowledgement()
+
+
+def same_for_every_source(acknowledgement: Acknowledgement) -> AcknowledgementFactory:
+    """A provider whose answers do not depend on the source."""
+
+    def factory(source: Any) -> Acknowledgement:
+        return acknowledgement
+
+    return factory
+
+
+JSON_ANSWERS = same_for_every_source(JSON_ACKNOWLEDGEMENT)
+
+
+# --- what only the front door checks --------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookContext:
+    """What the front door knows of a webhook besides its body: the sub-path it was
+    posted to ("" for ``/webhooks/{source}`` itself), its headers and when it arrived."""
+
+    path: str
+    headers: Mapping[str, str] = field(repr=False, default_factory=dict)
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why the front door refuses an authentic webhook that its adapter could map: the
+    delivery is kept as *rejected* with ``message`` and answered 400 (``code`` is the
+    provider's own name for the problem, for answers in its vocabulary)."""
+
+    message: str
+    code: str = ""
+
+
+# Checks of a new webhook that depend on where and when it arrived (the sub-path, a
+# timestamp window). Replays judge a stored body by its content alone, so they skip it.
+WebhookScreen = Callable[[Any, Mapping[str, Any], WebhookContext], Refusal | None]
+# The provider's own id of a delivery it may send again (a ReBIT txnid); None when the
+# payload has none. The same key with the same content again is a duplicate (200, no
+# event); with other content it is a conflict (409, kept as rejected).
+IdempotencyKey = Callable[[Mapping[str, Any]], str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +175,14 @@ class ProviderSpec:
     # The paths under ``POST /webhooks/{source}`` the provider posts to, "" being that
     # URL itself (a ReBIT AA appends ``Consent/Notification``); every other one is 404.
     webhook_paths: frozenset[str] = frozenset({""})
-    acknowledgement: Acknowledgement = JSON_ACKNOWLEDGEMENT
+    # The shape of its answers, per source.
+    acknowledgement: AcknowledgementFactory = JSON_ANSWERS
     # (parent collection, collection) pairs of its names whose ids are account numbers
     # (built from an account-number field): the logs show their last four characters
     # only. Ids the provider makes up itself are not listed, so they stay searchable.
     account_number_segments: frozenset[tuple[str, str]] = frozenset()
+    # Front-door checks of new webhooks, after authentication and mapping, before the
+    # delivery is kept (see ``WebhookScreen``); None: none.
+    screen: WebhookScreen | None = None
+    # Its deliveries' own ids (see ``IdempotencyKey``); None: it has none.
+    idempotency_key: IdempotencyKey | None = None

@@ -183,3 +183,9 @@ class Store(Protocol):
         limit: int = 100,
     ) -> list[Delivery]:
         """Stored deliveries, oldest first (for replay and inspection)."""
+
+    async def find_delivery(self, source: str, idempotency_key: str) -> Delivery | None:
+        """The first delivery of ``source`` stored with ``idempotency_key`` that was
+        accepted (mapped or unmapped): the one that claims the key. Rejected deliveries
+        keep their key for inspection but claim nothing, so a sender may correct a
+        refused delivery and send it again under the same key."""

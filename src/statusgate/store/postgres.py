@@ -309,6 +309,10 @@ class PostgresStore:
             limit=limit,
         )
 
+    async def find_delivery(self, source: str, idempotency_key: str) -> Delivery | None:
+        found: Delivery | None = await self._read(queries.find_delivery, source, idempotency_key)
+        return found
+
     async def prune_deliveries(self, received_before: datetime) -> int:
         pruned: int = await self._read(queries.prune_deliveries, received_before)
         return pruned

@@ -249,22 +249,39 @@ async def list_deliveries(
     where = " AND ".join(clauses) if clauses else "TRUE"
     limit_param = bind(limit)
     rows = await conn.fetch(
-        "SELECT id, source, received_at, verdict, detail, headers, body FROM deliveries"  # noqa: S608
+        f"SELECT {_DELIVERY_COLUMNS} FROM deliveries"  # noqa: S608
         f" WHERE {where} ORDER BY received_at, id LIMIT {limit_param}",
         *params,
     )
-    return [
-        Delivery(
-            id=row["id"],
-            source=row["source"],
-            received_at=row["received_at"],
-            body=bytes(row["body"]),
-            headers=json.loads(row["headers"]),
-            verdict=DeliveryVerdict(row["verdict"]),
-            detail=row["detail"],
-        )
-        for row in rows
-    ]
+    return [_delivery(row) for row in rows]
+
+
+async def find_delivery(conn: asyncpg.Connection, source: str, key: str) -> Delivery | None:
+    """The first accepted delivery of ``source`` stored with idempotency ``key``."""
+    row = await conn.fetchrow(
+        f"SELECT {_DELIVERY_COLUMNS} FROM deliveries"  # noqa: S608
+        " WHERE source = $1 AND idempotency_key = $2 AND verdict IN ('mapped', 'unmapped')"
+        " ORDER BY received_at, id LIMIT 1",
+        source,
+        key,
+    )
+    return None if row is None else _delivery(row)
+
+
+_DELIVERY_COLUMNS = "id, source, received_at, verdict, detail, headers, body, idempotency_key"
+
+
+def _delivery(row: asyncpg.Record) -> Delivery:
+    return Delivery(
+        id=row["id"],
+        source=row["source"],
+        received_at=row["received_at"],
+        body=bytes(row["body"]),
+        headers=json.loads(row["headers"]),
+        verdict=DeliveryVerdict(row["verdict"]),
+        detail=row["detail"],
+        idempotency_key=row["idempotency_key"],
+    )
 
 
 # --- the reconciler's schedule ------------------------------------------------------------

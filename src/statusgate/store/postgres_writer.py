@@ -176,9 +176,10 @@ async def _write(conn: asyncpg.Connection, rows: Rows) -> None:
     """Every row, one set-based statement per table."""
     if rows.deliveries:
         await conn.execute(
-            "INSERT INTO deliveries (id, source, received_at, verdict, detail, headers, body)"
+            "INSERT INTO deliveries"
+            " (id, source, received_at, verdict, detail, headers, body, idempotency_key)"
             " SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[],"
-            " $5::text[], $6::json[], $7::bytea[])",
+            " $5::text[], $6::json[], $7::bytea[], $8::text[])",
             *_columns(rows.deliveries),
         )
     if rows.replays:

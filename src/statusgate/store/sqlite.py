@@ -330,6 +330,9 @@ class SqliteStore:
             verdicts,
         )
 
+    async def find_delivery(self, source: str, idempotency_key: str) -> Delivery | None:
+        return await self._read(queries.find_delivery, source, idempotency_key)
+
     async def _read(self, query: Callable[..., _T], *args: object) -> _T:
         if self._state != "open" or self._read_pool is None:
             raise StoreUnavailableError(f"the SQLite store is {self._state}")

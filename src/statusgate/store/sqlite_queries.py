@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from statusgate.core.filters import StatusQuery
 from statusgate.store.base import Delivery, DeliveryVerdict, PollClaim
@@ -203,22 +204,39 @@ def list_deliveries(
     where = " AND ".join(clauses) if clauses else "1"
     params.append(limit)
     rows = conn.execute(
-        "SELECT id, source, received_at, verdict, detail, headers, body FROM deliveries"  # noqa: S608
+        f"SELECT {_DELIVERY_COLUMNS} FROM deliveries"  # noqa: S608
         f" WHERE {where} ORDER BY received_at, id LIMIT ?",
         params,
     )
-    return [
-        Delivery(
-            id=id_,
-            source=source_,
-            received_at=from_micros(received_at),
-            body=bytes(body),
-            headers=json.loads(headers),
-            verdict=DeliveryVerdict(verdict),
-            detail=detail,
-        )
-        for id_, source_, received_at, verdict, detail, headers, body in rows
-    ]
+    return [_delivery(row) for row in rows]
+
+
+def find_delivery(conn: sqlite3.Connection, source: str, key: str) -> Delivery | None:
+    """The first accepted delivery of ``source`` stored with idempotency ``key``."""
+    row = conn.execute(
+        f"SELECT {_DELIVERY_COLUMNS} FROM deliveries"  # noqa: S608
+        " WHERE source = ? AND idempotency_key = ? AND verdict IN ('mapped', 'unmapped')"
+        " ORDER BY received_at, id LIMIT 1",
+        (source, key),
+    ).fetchone()
+    return None if row is None else _delivery(row)
+
+
+_DELIVERY_COLUMNS = "id, source, received_at, verdict, detail, headers, body, idempotency_key"
+
+
+def _delivery(row: Sequence[Any]) -> Delivery:
+    id_, source, received_at, verdict, detail, headers, body, key = row
+    return Delivery(
+        id=id_,
+        source=source,
+        received_at=from_micros(received_at),
+        body=bytes(body),
+        headers=json.loads(headers),
+        verdict=DeliveryVerdict(verdict),
+        detail=detail,
+        idempotency_key=key,
+    )
 
 
 # --- the reconciler's schedule (written by the writer connection only) ------------------

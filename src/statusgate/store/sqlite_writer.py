@@ -89,8 +89,9 @@ def migrate(conn: sqlite3.Connection) -> None:
 
 
 _INSERT_DELIVERY = (
-    "INSERT INTO deliveries (id, source, received_at, verdict, detail, headers, body)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO deliveries"
+    " (id, source, received_at, verdict, detail, headers, body, idempotency_key)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _MAP_REPLAYED = "UPDATE deliveries SET verdict = 'mapped', detail = '' WHERE id = ?"
 _INSERT_EVENT = (
@@ -296,6 +297,7 @@ class SqliteWriter:
                         r.detail,
                         r.headers,
                         r.body,
+                        r.idempotency_key,
                     )
                     for r in rows.deliveries
                 ],

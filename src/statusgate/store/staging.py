@@ -51,6 +51,7 @@ class DeliveryRow(NamedTuple):
     # surrogates), which must round-trip through a text column of either store.
     headers: str
     body: bytes
+    idempotency_key: str | None
 
 
 class EventRow(NamedTuple):
@@ -194,7 +195,7 @@ class Stager:
         match request:
             case WebhookIngest(delivery=delivery):
                 delivery_id = delivery.id
-                keys += [delivery.id, delivery.source]
+                keys += [delivery.id, delivery.source, delivery.idempotency_key or ""]
                 row = DeliveryRow(
                     id=delivery.id,
                     source=delivery.source,
@@ -204,6 +205,7 @@ class Stager:
                     detail=_storable_text(delivery.detail),
                     headers=_encode_headers(delivery.headers),
                     body=delivery.body,
+                    idempotency_key=delivery.idempotency_key,
                 )
                 rows.deliveries.append(row)
                 received = _timestamp(row.received_at)

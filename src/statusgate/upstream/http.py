@@ -112,14 +112,20 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
         json_body: Any = None,
+        data: bytes | Mapping[str, str] | None = None,
         passthrough: Collection[int] = (),
     ) -> UpstreamResponse:
         """A 2xx answer with a JSON body, or an answer whose status is in
         ``passthrough`` (the caller knows what it means, e.g. a 401 that asks for a new
-        token). Anything else raises ``ApiError`` after the retries it deserves."""
+        token). Anything else raises ``ApiError`` after the retries it deserves.
+
+        The body is ``json_body`` encoded, or ``data`` as it is: exact bytes (a body
+        whose signature is sent along must be sent byte for byte) or a form."""
         attempt = 0
         while True:
-            outcome = await self._attempt(method, url, label, scope, headers, params, json_body)
+            outcome = await self._attempt(
+                method, url, label, scope, headers, params, json_body, data
+            )
             if isinstance(outcome, UpstreamResponse):
                 if 200 <= outcome.status < 300 or outcome.status in passthrough:
                     return outcome
@@ -153,6 +159,7 @@ class HttpClient:
         headers: Mapping[str, str] | None,
         params: Mapping[str, str] | None,
         json_body: Any,
+        data: bytes | Mapping[str, str] | None,
     ) -> UpstreamResponse | Failure:
         if not self.breaker.allow():
             raise ApiError(
@@ -168,7 +175,7 @@ class HttpClient:
                 raise deadline_exceeded(label)
             timeout = min(self._timeout, remaining)
             result = await self._send(
-                method, url, label, scope, timeout, headers, params, json_body
+                method, url, label, scope, timeout, headers, params, json_body, data
             )
             if isinstance(result, UpstreamResponse):
                 outcome = _health(result)
@@ -196,6 +203,7 @@ class HttpClient:
         headers: Mapping[str, str] | None,
         params: Mapping[str, str] | None,
         json_body: Any,
+        data: bytes | Mapping[str, str] | None,
     ) -> UpstreamResponse | Failure:
         scope.calls += 1
         try:
@@ -205,6 +213,7 @@ class HttpClient:
                 headers=headers,
                 params=params,
                 json=json_body,
+                data=data,
                 timeout=aiohttp.ClientTimeout(total=limit),
             ) as response:
                 raw = await response.read()

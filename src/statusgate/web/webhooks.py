@@ -8,9 +8,14 @@ that is all of it, so a refused request never costs a body read; then the body, 
 then the authentication that needs the body (401, nothing stored) and the rate limit
 (429). The raw delivery is then stored durably, together with whatever it maps to,
 before any 2xx. A body we cannot use is kept too (400 rejected, 202 unmapped), so a
-later mapping fix can replay it. When the store cannot commit, the answer is 503 so the
+later mapping fix can replay it, and so is one that reuses its provider's delivery id
+with other content (409). When the store cannot commit, the answer is 503 so the
 provider retries; never a 4xx, which would tell it to give up on a delivery we have not
 kept. A client that goes away mid-body is logged at debug, once.
+
+Every answer but the unknown source's is encoded by the source's ``Acknowledgement``,
+which may reshape (and sign) it in the provider's own vocabulary: it is told which
+authentication method refused a request and the adapter's own code for a payload.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ class WebhookReceiver:
         sources: Mapping[str, SourceConfig],
         registry: Registry,
         verifiers: Mapping[str, WebhookVerifier],
+        acknowledgements: Mapping[str, Acknowledgement],
         ingest: Ingest,
         metrics: Metrics,
         max_body_bytes: int,
@@ -63,6 +69,7 @@ class WebhookReceiver:
         self._sources = sources
         self._registry = registry
         self._verifiers = verifiers
+        self._acknowledgements = acknowledgements
         self._ingest = ingest
         self._metrics = metrics
         self._max_body_bytes = max_body_bytes
@@ -82,12 +89,15 @@ class WebhookReceiver:
                 404, _error("unknown_source", f"no source {quoted(source_id)} is configured")
             )
         spec = self._registry.for_source(source)
+        answer = _Answerer(self._acknowledgements[source_id])
         path = request.match_info.get("path", "")
         if path not in spec.webhook_paths:
-            return _json(
-                404, _error("unknown_path", f"source {source_id!r} has no webhook {quoted(path)}")
+            return _closing(
+                answer(
+                    404,
+                    _error("unknown_path", f"source {source_id!r} has no webhook {quoted(path)}"),
+                )
             )
-        answer = _Answerer(spec.acknowledgement)
         if (request.content_length or 0) > self._max_body_bytes:
             return _closing(self._too_large(source_id, answer))
         try:
@@ -97,11 +107,11 @@ class WebhookReceiver:
             return _closing(answer(415, _error("unsupported_content_encoding", str(error))))
 
         verifier = self._verifiers[source_id]
-        refused = self._authenticate(source_id, verifier.verify_headers, request, b"")
+        refused = self._authenticate(source_id, verifier, verifier.verify_headers, request, b"")
         if refused is not None:
-            return _closing(answer(*refused))
+            return _closing(answer.send(refused))
         if not verifier.needs_body and (limited := self._rate_limited(source_id)):
-            return _closing(answer(*limited))
+            return _closing(answer.send(limited))
 
         try:
             async with asyncio.timeout(self._body_timeout):
@@ -133,11 +143,11 @@ class WebhookReceiver:
         answer.request_body = body
 
         if verifier.needs_body:
-            refused = self._authenticate(source_id, verifier.verify, request, body)
+            refused = self._authenticate(source_id, verifier, verifier.verify, request, body)
             if refused is not None:
-                return answer(*refused)
+                return answer.send(refused)
             if limited := self._rate_limited(source_id):
-                return answer(*limited)
+                return answer.send(limited)
 
         try:
             ingested = await self._ingest.webhook(
@@ -147,6 +157,7 @@ class WebhookReceiver:
                 delivery_id=delivery_id,
                 received_at=datetime.now(UTC),
                 unusable=unusable,
+                path=path,
             )
         except StoreUnavailableError:
             self._count(source_id, "unavailable")
@@ -174,10 +185,20 @@ class WebhookReceiver:
             },
         )
 
+        if ingested.conflicts_with:
+            self._count(source_id, "conflict")
+            return answer(
+                409,
+                {**_error("idempotency_conflict", detail), "delivery_id": result.delivery_id},
+            )
         if verdict is DeliveryVerdict.REJECTED:
             self._count(source_id, "rejected")
-            return answer(
-                400, {**_error("invalid_payload", detail), "delivery_id": result.delivery_id}
+            return answer.send(
+                WebhookReply(
+                    400,
+                    {**_error("invalid_payload", detail), "delivery_id": result.delivery_id},
+                    provider_code=ingested.normalized.code,
+                )
             )
         if verdict is DeliveryVerdict.UNMAPPED:
             self._count(source_id, "unmapped")
@@ -196,11 +217,13 @@ class WebhookReceiver:
     def _authenticate(
         self,
         source_id: str,
+        verifier: WebhookVerifier,
         check: Callable[[VerifiableRequest], None],
         request: web.Request,
         body: bytes,
-    ) -> Reply | None:
-        """None when ``check`` passes; otherwise the 401 to send (counted, logged)."""
+    ) -> WebhookReply | None:
+        """None when ``check`` passes; otherwise the 401 to send (counted, logged),
+        naming the method that refused."""
         try:
             check(VerifiableRequest(headers=request.headers, body=body, peer=request.remote))
         except AuthenticationError as error:
@@ -208,15 +231,19 @@ class WebhookReceiver:
             self._count(source_id, "unauthenticated")
             # The reason names the check that failed; never the body or a secret.
             log.warning("webhook refused", extra={"source": source_id, "reason": error.reason})
-            return 401, _error("unauthenticated", "webhook authentication failed"), None
+            return WebhookReply(
+                401,
+                _error("unauthenticated", "webhook authentication failed"),
+                failed_check=error.method or getattr(verifier, "method", ""),
+            )
         return None
 
-    def _rate_limited(self, source_id: str) -> Reply | None:
+    def _rate_limited(self, source_id: str) -> WebhookReply | None:
         bucket = self._buckets.get(source_id)
         if bucket is None or not (wait := bucket.take()):
             return None
         self._count(source_id, "rate_limited")
-        return (
+        return WebhookReply(
             429,
             _error("rate_limited", f"source {source_id!r} exceeds its webhook rate limit"),
             {"Retry-After": retry_after_header(wait)},
@@ -242,13 +269,11 @@ class _Answerer:
     def __call__(
         self, status: int, document: dict[str, Any], headers: Mapping[str, str] | None = None
     ) -> web.Response:
-        reply = WebhookReply(status, document, headers or {})
+        return self.send(WebhookReply(status, document, headers or {}))
+
+    def send(self, reply: WebhookReply) -> web.Response:
         encoded = self._acknowledgement.encode(self.request_body, reply)
         return web.Response(status=encoded.status, body=encoded.body, headers=encoded.headers)
-
-
-# (status, document, headers) of an answer not yet encoded.
-Reply = tuple[int, dict[str, Any], Mapping[str, str] | None]
 
 
 def _closing(response: web.Response) -> web.Response:

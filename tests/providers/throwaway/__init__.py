@@ -1,12 +1,15 @@
 """A throw-away provider, written the way a new one is: this package and one registry
 line (``PROVIDERS.with_providers(SPEC)``). Its webhooks are ``{"parcel": id, "status":
 "moving" | "delivered" | "lost"}`` posted to ``/webhooks/{source}/events``, with an API
-key header, and it wants ``{"ok": true}`` back instead of the gateway's JSON."""
+key header, and it wants ``{"ok": true}`` back instead of the gateway's JSON. An event
+may carry its own id (``"event"``: the same id twice is one delivery sent again) and
+the unix time it was sent (``"sent_at"``: older than a minute on arrival is refused)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -19,7 +22,10 @@ from statusgate.providers.spec import (
     EncodedReply,
     ManualRegistration,
     ProviderSpec,
+    Refusal,
+    WebhookContext,
     WebhookReply,
+    same_for_every_source,
 )
 from statusgate.upstream.http import Sleep
 from statusgate.v1.status_pb2 import Provider, Stage, State, Status
@@ -73,8 +79,25 @@ def parcel_poller(source: Any, *, sleep: Sleep = asyncio.sleep) -> Poller:
 class ParcelAcknowledgement:
     def encode(self, request_body: bytes | None, reply: WebhookReply) -> EncodedReply:
         ok = 200 <= reply.status < 300
-        body = json.dumps({"ok": ok, "status": reply.status}).encode()
+        answer: dict[str, Any] = {"ok": ok, "status": reply.status}
+        if reply.provider_code:
+            answer["code"] = reply.provider_code
+        body = json.dumps(answer).encode()
         return EncodedReply(reply.status, body, {"Content-Type": "application/json"})
+
+
+def event_id(payload: Mapping[str, Any]) -> str | None:
+    event = payload.get("event")
+    return event if isinstance(event, str) else None
+
+
+def sent_too_long_ago(
+    source: Any, payload: Mapping[str, Any], context: WebhookContext
+) -> Refusal | None:
+    sent_at = payload.get("sent_at")
+    if isinstance(sent_at, int) and context.received_at.timestamp() - sent_at > 60:
+        return Refusal("sent more than a minute ago", code="stale")
+    return None
 
 
 SPEC = ProviderSpec(
@@ -86,5 +109,7 @@ SPEC = ProviderSpec(
     registration=ManualRegistration("Paste {url} into the parcel dashboard."),
     fixtures=Path(__file__).parent / "fixtures",
     webhook_paths=frozenset({"events"}),
-    acknowledgement=ParcelAcknowledgement(),
+    acknowledgement=same_for_every_source(ParcelAcknowledgement()),
+    screen=sent_too_long_ago,
+    idempotency_key=event_id,
 )

@@ -16,11 +16,14 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 class AuthenticationError(Exception):
     """The request is not authentic. ``reason`` says which check failed; it is safe to
-    log: it never holds a secret or the body."""
+    log: it never holds a secret or the body. ``method`` is the method that refused it
+    (a member's own within ``all_of``); the front door fills it in when the verifier did
+    not, and a provider may answer by it (a bad signature is not a missing API key)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, method: str = "") -> None:
         super().__init__(reason)
         self.reason = reason
+        self.method = method
 
 
 @dataclass(frozen=True, slots=True)

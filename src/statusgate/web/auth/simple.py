@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from statusgate.web.auth.base import (
     AuthenticationError,
@@ -82,8 +82,21 @@ class AllOfVerifier(VerifierBase):
         # In the configured order, so cheap checks listed first reject early. Members
         # that need no body decide here, before the body is read.
         for verifier in self._verifiers:
-            verifier.verify_headers(request)
+            _as_member(verifier, verifier.verify_headers, request)
 
     def verify(self, request: VerifiableRequest) -> None:
         for verifier in self._verifiers:
-            verifier.verify(request)
+            _as_member(verifier, verifier.verify, request)
+
+
+def _as_member(
+    verifier: WebhookVerifier,
+    check: Callable[[VerifiableRequest], None],
+    request: VerifiableRequest,
+) -> None:
+    """``check``, whose refusal names the member's method (the first that failed)."""
+    try:
+        check(request)
+    except AuthenticationError as error:
+        error.method = error.method or getattr(verifier, "method", "")
+        raise
