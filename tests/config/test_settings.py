@@ -80,6 +80,7 @@ def test_defaults_without_a_file() -> None:
         "finbox": "finbox",
         "banqware": "banqware",
         "setu": "setu",
+        "rebit": "rebit",
     }
     assert all(isinstance(s.auth, NoAuth) for s in settings.sources.values())
     assert all(sid == s.id for sid, s in settings.sources.items())
@@ -137,7 +138,7 @@ def test_toml_file(tmp_path: Path) -> None:
 
 def test_file_without_sources_keeps_the_defaults(tmp_path: Path) -> None:
     settings = load_settings(toml(tmp_path, 'store = "sqlite:///x.db"\n'))
-    assert set(settings.sources) == {"finbox", "banqware", "setu"}
+    assert set(settings.sources) == {"finbox", "banqware", "setu", "rebit"}
 
 
 def test_empty_sources_table_means_no_sources(tmp_path: Path) -> None:
@@ -200,7 +201,7 @@ def test_environment_adjusts_the_default_sources(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("STATUSGATE_SOURCES__FINBOX__AUTH__METHOD", "shared_secret")
     monkeypatch.setenv("STATUSGATE_SOURCES__FINBOX__AUTH__SECRET_ENV", "FINBOX_SECRET")
     settings = load_settings()
-    assert set(settings.sources) == {"finbox", "banqware", "setu"}
+    assert set(settings.sources) == {"finbox", "banqware", "setu", "rebit"}
     assert isinstance(settings.sources["finbox"].auth, SharedSecretAuth)
 
 
@@ -228,11 +229,11 @@ def test_unknown_provider_and_method_are_located(tmp_path: Path) -> None:
     )
     assert problems_of(path) == [
         "sources.x.provider: Input tag 'foo' found using 'provider' does not match any of "
-        "the expected tags: 'finbox', 'banqware', 'setu'",
+        "the expected tags: 'finbox', 'banqware', 'setu', 'rebit'",
         "sources.y.auth.method: Input tag 'magic' found using 'method' does not match any "
         "of the expected tags: 'none', 'shared_secret', 'hmac', 'jws', 'basic', "
         "'ip_allowlist', 'all_of'",
-        "sources.z.provider: is required: one of 'finbox', 'banqware', 'setu'",
+        "sources.z.provider: is required: one of 'finbox', 'banqware', 'setu', 'rebit'",
     ]
 
 
@@ -349,6 +350,7 @@ def test_none_auth_refused_beyond_loopback(http: str) -> None:
         "sources.finbox.auth.method",
         "sources.banqware.auth.method",
         "sources.setu.auth.method",
+        "sources.rebit.auth.method",
     ]
     assert "allowed only when the HTTP listener is bound to loopback" in info.value.problems[0]
 
@@ -424,6 +426,9 @@ EXAMPLE_ENV = [
     "SETU_PRODUCT_INSTANCE_ID",
     "SETU_RELAY_SECRET",
     "SETU_RELAY_SECRET_PREVIOUS",
+    "FINVU_AA_API_KEY",
+    "FIU_ENTITY_ID",
+    "FIU_ENTITY_SECRET",
 ]
 
 
@@ -481,6 +486,12 @@ def test_example_is_valid_once_its_secrets_and_files_exist(
         "sources.setu.api.product_instance_id_env",
         "sources.setu-relay.auth.secret_envs.0",
         "sources.setu-relay.auth.secret_envs.1",
+        "sources.finvu.auth.methods.0.public_key_files.0",
+        "sources.finvu.auth.methods.0.public_key_files.1",
+        "sources.finvu.auth.methods.1.secret_env",
+        "sources.finvu.signing.private_key_file",
+        "sources.finvu.api.client_id_env",
+        "sources.finvu.api.client_secret_env",
     ]
     assert problems[0] == (
         "sources.finbox-main.auth.secret_env: the environment variable "
@@ -499,6 +510,13 @@ def test_example_is_valid_once_its_secrets_and_files_exist(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     )
+    for name in ("finvu-aa.pem", "finvu-aa-previous.pem"):
+        (tmp_path / "keys" / name).write_bytes(
+            rsa_key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+    (tmp_path / "keys" / "fiu-signing.pem").write_bytes(_private_pem(rsa_key))
     (tmp_path / "tls").mkdir()
     (tmp_path / "tls" / "banqware-client.crt").write_bytes(_self_signed(rsa_key))
     (tmp_path / "tls" / "banqware-client.key").write_bytes(_private_pem(rsa_key))
@@ -526,7 +544,7 @@ def test_check_config_reports_every_validation_problem(tmp_path: Path) -> None:
     )
     assert check_config(path) == [
         "sources.x.provider: Input tag 'foo' found using 'provider' does not match any of "
-        "the expected tags: 'finbox', 'banqware', 'setu'",
+        "the expected tags: 'finbox', 'banqware', 'setu', 'rebit'",
         "sources.y.auth.secret_envs: List should have at least 1 item after validation, not 0",
         "bogus: Extra inputs are not permitted",
     ]

@@ -12,9 +12,10 @@ from statusgate.core.names import ResourceName, parse_name
 from statusgate.providers.banqware import BanqwareSource
 from statusgate.providers.finbox import FinboxSource
 from statusgate.providers.polling import Poller
+from statusgate.providers.rebit import RebitSource
 from statusgate.providers.registry import PROVIDERS
 from statusgate.providers.setu import SetuSource
-from tests.fakes import banqware, finbox, setu
+from tests.fakes import banqware, finbox, rebit, setu
 from tests.fakes.server import FakeServer
 
 # Environment variables holding the fake providers' credentials.
@@ -25,6 +26,8 @@ ENV = {
     "TEST_SETU_CLIENT_SECRET": setu.CLIENT_SECRET,
     "TEST_SETU_PRODUCT_INSTANCE_ID": setu.PRODUCT_INSTANCE_ID,
     "TEST_BANQWARE_KEY": banqware.API_KEY,
+    "TEST_REBIT_CLIENT_ID": rebit.CLIENT_ID,
+    "TEST_REBIT_CLIENT_SECRET": rebit.CLIENT_SECRET,
 }
 
 # Fast retries, so failure cases run in milliseconds.
@@ -70,6 +73,22 @@ def banqware_api(fake: banqware.FakeBanqware, **api: Any) -> dict[str, Any]:
         **FAST_API,
         **api,
     }
+
+
+def rebit_api(fake: rebit.FakeRebitAA, **api: Any) -> dict[str, Any]:
+    return {
+        "base_url": fake.url,
+        "token_url": fake.token_url,
+        "client_id_env": "TEST_REBIT_CLIENT_ID",
+        "client_secret_env": "TEST_REBIT_CLIENT_SECRET",
+        **FAST_API,
+        **api,
+    }
+
+
+def rebit_source(fake: rebit.FakeRebitAA, **api: Any) -> dict[str, Any]:
+    """A ReBIT source on ``fake`` (without webhook authentication), as config data."""
+    return {"provider": "rebit", "api": rebit_api(fake, **api), "signing": fake.signing()}
 
 
 @dataclass
@@ -129,12 +148,21 @@ async def _banqware(api: dict[str, Any]) -> _Started:
     )
 
 
+async def _rebit(api: dict[str, Any]) -> _Started:
+    fake = rebit.FakeRebitAA()
+    await fake.start()
+    fake.consent("h1", "READY", "c1")
+    source = RebitSource.model_validate({"id": "rb", **rebit_source(fake, **api)})
+    return _Started(fake, source, "sources/rb/consents/h1", ("consent_handle",), rebit.envelope)
+
+
 # Provider name -> its fake API with one subject to poll. Every registered provider has
 # one (tests/providers/test_client_failures.py checks), so the failure table covers it.
 FAKES: dict[str, Callable[[dict[str, Any]], Awaitable[_Started]]] = {
     "finbox": _finbox,
     "setu": _setu,
     "banqware": _banqware,
+    "rebit": _rebit,
 }
 
 

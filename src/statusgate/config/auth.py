@@ -39,7 +39,8 @@ class HmacAuth(StrictModel):
 
 
 class JwsAuth(StrictModel):
-    """Detached JWS (RS256) in ``x-jws-signature``, as the ReBIT AA standard specifies."""
+    """Detached JWS (RS256) in ``x-jws-signature``, as the Indian Account Aggregator
+    standard specifies."""
 
     method: Literal["jws"]
     # The provider's PEM public key(s) or certificate(s); several for rotation.

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
 
 from statusgate.config import SourceConfig
-from statusgate.providers import banqware, finbox, setu
+from statusgate.providers import banqware, finbox, rebit, setu
 from statusgate.providers.polling import Poller
 from statusgate.providers.spec import ProviderSpec
 from statusgate.upstream.http import Sleep
@@ -76,5 +76,6 @@ PROVIDERS = Registry(
         finbox.SPEC,
         banqware.SPEC,
         setu.SPEC,
+        rebit.SPEC,
     ]
 )

@@ -32,6 +32,7 @@ class _ProviderEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Provider.Val
     PROVIDER_FINBOX: _Provider.ValueType  # 1
     PROVIDER_BANQWARE: _Provider.ValueType  # 2
     PROVIDER_SETU: _Provider.ValueType  # 3
+    PROVIDER_REBIT: _Provider.ValueType  # 4
 
 class Provider(_Provider, metaclass=_ProviderEnumTypeWrapper):
     """The aggregation provider behind a source."""
@@ -40,6 +41,7 @@ PROVIDER_UNSPECIFIED: Provider.ValueType  # 0
 PROVIDER_FINBOX: Provider.ValueType  # 1
 PROVIDER_BANQWARE: Provider.ValueType  # 2
 PROVIDER_SETU: Provider.ValueType  # 3
+PROVIDER_REBIT: Provider.ValueType  # 4
 Global___Provider: _TypeAlias = Provider  # noqa: Y015
 
 class _Kind:

@@ -1,4 +1,5 @@
-"""Detached JWS (RFC 7515 appendix F) with RS256, as ReBIT signs AA notifications.
+"""Detached JWS (RFC 7515 appendix F) with RS256, as Indian Account Aggregators sign
+their notifications.
 
 ``x-jws-signature: <base64url(protected header)>..<base64url(signature)>``: the payload
 part is empty because the payload is the HTTP body. The signing input is
