@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python}
 out=src/statusgate/v1
-# google/rpc/status.proto is vendored under third_party/protos (see buf.yaml);
+# google/rpc/status.proto and google/api/*.proto are vendored under third_party/protos
+# (see buf.yaml);
 common=third_party/protos
 tools=$("$python" -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))')
 find "$out" -name '*_pb2*.py*' -delete
@@ -14,4 +15,5 @@ find "$out" -name '*_pb2*.py*' -delete
   -I protos -I "$common" -I "$tools" \
   --python_out=src --grpc_python_out=src \
   --mypy_out=src --mypy_grpc_out=src \
-  protos/statusgate/v1/status.proto protos/statusgate/v1/status_service.proto
+  protos/statusgate/v1/status.proto protos/statusgate/v1/status_service.proto \
+  protos/statusgate/v1/admin_service.proto

@@ -139,10 +139,12 @@ def normalize_body(
     source: SourceConfig,
     body: bytes,
     *,
+    path: str = "",
     max_depth: int = DEFAULT_MAX_JSON_DEPTH,
 ) -> Normalized:
-    """A raw webhook body, judged by the source's adapter. Shared by the front door and
-    replay, so a replayed delivery is judged exactly as a new one would be today."""
+    """A raw webhook body posted to ``path``, judged by the source's adapter. Shared by
+    the front door and replay, so a replayed delivery is judged exactly as a new one
+    would be today."""
     try:
         payload: Any = decode_json(body, max_depth)
     except ValueError as error:
@@ -153,7 +155,7 @@ def normalize_body(
             DeliveryVerdict.REJECTED, detail=f"the body is JSON but not an object ({kind})"
         )
     try:
-        updates = adapter.normalize(source, payload)
+        updates = adapter.normalize(source, payload, path=path)
     except UnknownShapeError as error:
         return Normalized(DeliveryVerdict.UNMAPPED, detail=str(error), payload=payload)
     except InvalidPayloadError as error:
@@ -189,11 +191,12 @@ class Ingest:
         self._max_json_depth = max_json_depth
         self._claims = _Claims()
 
-    def normalize(self, source: SourceConfig, body: bytes) -> Normalized:
+    def normalize(self, source: SourceConfig, body: bytes, *, path: str = "") -> Normalized:
         return normalize_body(
             self._registry.for_source(source).adapter,
             source,
             body,
+            path=path,
             max_depth=self._max_json_depth,
         )
 
@@ -211,13 +214,14 @@ class Ingest:
         """Keep the delivery and apply what it maps to, in one transaction; returns
         once both are durable. ``unusable`` says why the front door could not use the
         body at all (an invalid Content-Encoding): it is kept as rejected without being
-        looked at. ``path`` is the sub-path it was posted to. Raises
+        looked at. ``path`` is the sub-path it was posted to, kept with the delivery so a
+        replay runs the adapter exactly as this request did. Raises
         StoreUnavailableError."""
         spec = self._registry.for_source(source)
         if unusable is not None:
             normalized = Normalized(DeliveryVerdict.REJECTED, detail=unusable)
         else:
-            normalized = self.normalize(source, body)
+            normalized = self.normalize(source, body, path=path)
         key = _idempotency_key(spec, normalized)
         duplicate_of = conflicts_with = ""
         # Two copies of one delivery arriving together are judged one after the other,
@@ -253,6 +257,7 @@ class Ingest:
                 verdict=normalized.verdict,
                 detail=normalized.detail,
                 idempotency_key=key,
+                path=path,
             )
             result = await self._commit(WebhookIngest(delivery, normalized.updates))
         return Ingested(normalized, result, duplicate_of, conflicts_with)
@@ -264,14 +269,50 @@ class Ingest:
         return await self._commit(PollIngest(updates, received_at, by_reconciler))
 
     async def replay(self, source: SourceConfig, delivery: Delivery) -> Ingested:
-        """Run a stored delivery through today's adapter; what it maps to now is applied
-        with origin REPLAY (the ordering rules still hold) and its events point at it.
-        Nothing is written when it still does not map."""
-        normalized = self.normalize(source, delivery.body)
-        if normalized.verdict is not DeliveryVerdict.MAPPED:
-            return Ingested(normalized, IngestResult(delivery_id=delivery.id))
-        result = await self._commit(ReplayIngest(delivery.id, normalized.updates))
-        return Ingested(normalized, result)
+        """Run one stored delivery through today's adapter (see ``replay_all``)."""
+        [outcome] = await self.replay_all([(source, delivery)])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    async def replay_all(
+        self, items: Sequence[tuple[SourceConfig, Delivery]], *, dry_run: bool = False
+    ) -> list[Ingested | Exception]:
+        """Run stored deliveries, in order, through today's adapters, exactly as they
+        were posted (same body, same sub-path). What they map to now is applied with
+        origin REPLAY (the ordering rules still hold, so duplicates emit nothing) and
+        its events point at the delivery, which takes today's verdict and detail. A
+        delivery whose verdict and detail stay as they were and that maps to nothing is
+        not written at all.
+
+        They are submitted together, so they share group commits. With ``dry_run``
+        nothing is written: the store stages them as that batch would be staged and
+        the results say what would change. One outcome per item; an exception (the
+        store failed, the delivery was pruned meanwhile) fails that item alone."""
+        judged = [(self.normalize(s, d.body, path=d.path), d) for s, d in items]
+        requests = {
+            index: ReplayIngest(d.id, n.updates, verdict=n.verdict, detail=n.detail)
+            for index, (n, d) in enumerate(judged)
+            if n.updates or (n.verdict, n.detail) != (d.verdict, d.detail)
+        }
+        outcomes: list[IngestResult | BaseException]
+        if dry_run:
+            outcomes = list(await self.store.preview(list(requests.values())))
+        else:
+            outcomes = await asyncio.gather(
+                *(self._commit(request) for request in requests.values()), return_exceptions=True
+            )
+        by_index = dict(zip(requests, outcomes, strict=True))
+        results: list[Ingested | Exception] = []
+        for index, (normalized, delivery) in enumerate(judged):
+            outcome = by_index.get(index, IngestResult(delivery_id=delivery.id))
+            if isinstance(outcome, Exception):
+                results.append(outcome)
+            elif isinstance(outcome, BaseException):
+                raise outcome  # cancellation
+            else:
+                results.append(Ingested(normalized, outcome))
+        return results
 
     async def _commit(self, request: IngestRequest) -> IngestResult:
         result = await self.store.ingest(request)

@@ -18,7 +18,7 @@ from statusgate.store.base import (
     ReplayIngest,
     WebhookIngest,
 )
-from statusgate.store.staging import Stager, replayed, stage_all, subjects
+from statusgate.store.staging import ReplayRow, Stager, replayed, stage_all, subjects
 from statusgate.v1.status_pb2 import Origin, Stage, State, Status, StatusEvent
 from tests.store.builders import delivery, poll, sequences, update, webhook
 
@@ -89,7 +89,7 @@ def test_each_request_that_cannot_be_staged_fails_alone() -> None:
     assert [row.id for row in rows.deliveries] == [good.delivery.id]
     assert [row.sequence for row in rows.events] == [11, 12]
     assert set(rows.statuses) == {ACCOUNT, SESSION}
-    assert rows.replays == []
+    assert rows.replays == {}
 
 
 def test_stage_changes_nothing_until_accepted() -> None:
@@ -153,24 +153,27 @@ def test_replays_point_at_stored_deliveries_or_ones_earlier_in_the_batch() -> No
             ReplayIngest("kept", [update(SESSION, State.STATE_PENDING)]),
             earlier,
             ReplayIngest("earlier", [update(ACCOUNT, State.STATE_PENDING)]),
-            # A replay that maps nothing changes no delivery, known or not.
-            ReplayIngest("unknown", []),
+            # A replay always writes its delivery's verdict: an unknown one fails alone.
+            ReplayIngest("unknown", [], verdict=DeliveryVerdict.REJECTED, detail="still bad"),
         ],
     )
 
-    assert [result(outcome).delivery_id for outcome in outcomes] == [
+    assert [result(outcome).delivery_id for outcome in outcomes[:3]] == [
         "kept",
         "earlier",
         "earlier",
-        "unknown",
     ]
-    events = [event for outcome in outcomes for event in result(outcome).events]
+    assert isinstance(outcomes[3], LookupError)
+    events = [event for outcome in outcomes[:3] for event in result(outcome).events]
     assert [(e.delivery_id, e.origin) for e in events] == [
         ("kept", Origin.ORIGIN_REPLAY),
         ("earlier", Origin.ORIGIN_REPLAY),
     ]
     assert [row.delivery_id for row in rows.events] == ["kept", "earlier"]
-    assert rows.replays == ["kept", "earlier"]
+    assert list(rows.replays.values()) == [
+        ReplayRow("kept", "mapped", ""),
+        ReplayRow("earlier", "mapped", ""),
+    ]
     assert [row.id for row in rows.deliveries] == ["earlier"]
 
 
@@ -184,7 +187,7 @@ def test_a_replay_of_a_failed_request_s_delivery_is_unknown() -> None:
         ],
     )
     assert [type(outcome) for outcome in outcomes] == [KeyError, LookupError]
-    assert (rows.deliveries, rows.replays, rows.events) == ([], [], [])
+    assert (rows.deliveries, rows.replays, rows.events) == ([], {}, [])
 
 
 def test_every_change_gets_the_batch_time_and_events_the_time_of_their_source() -> None:
@@ -260,7 +263,7 @@ def test_what_a_store_reads_for_a_batch() -> None:
         ReplayIngest("d\x00", [update(CONSENT, State.STATE_ACTIVE)]),
     ]
     assert subjects(requests) == [SESSION, ACCOUNT, CONSENT]
-    assert replayed(requests) == ["d1"]
+    assert replayed(requests) == ["d1", "d2"]
 
 
 def test_a_naive_batch_time_is_utc() -> None:

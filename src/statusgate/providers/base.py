@@ -47,8 +47,12 @@ class WebhookAdapter(Protocol):
 
     provider: ClassVar[Provider.ValueType]
 
-    def normalize(self, source: SourceConfig, payload: JSONObject) -> list[Status]:
+    def normalize(
+        self, source: SourceConfig, payload: JSONObject, *, path: str = ""
+    ) -> list[Status]:
         """Canonical updates for ``payload``, in the order they should be applied.
+        ``path`` is the sub-path under ``/webhooks/{source}`` it was posted to (one of
+        the spec's ``webhook_paths``; "" for that URL itself), the same on a replay.
 
         Raises UnknownShapeError or InvalidPayloadError; never anything else for any
         JSON object (the contract tests feed it mutated payloads to prove it).

@@ -14,13 +14,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from statusgate.core.deliveries import Delivery, DeliveryVerdict
+from statusgate.core.deliveries import (
+    Delivery,
+    DeliveryCursor,
+    DeliveryQuery,
+    DeliveryVerdict,
+    EventRef,
+)
 from statusgate.core.filters import StatusQuery
 from statusgate.v1.status_pb2 import Origin, Status, StatusEvent
 
 __all__ = [
     "Delivery",
+    "DeliveryCursor",
+    "DeliveryQuery",
     "DeliveryVerdict",
+    "EventRef",
     "IngestRequest",
     "IngestResult",
     "PollClaim",
@@ -67,10 +76,14 @@ class PollIngest:
 @dataclass(frozen=True, slots=True)
 class ReplayIngest:
     """A stored delivery run again through today's adapters: its events point at it,
-    and once it maps, its verdict becomes *mapped*."""
+    and it takes today's verdict and detail (``Ingest`` only sends a replay that
+    changes something). The delivery must be stored; a replay of an unknown one fails
+    alone with LookupError."""
 
     delivery_id: str
     updates: Sequence[Status]
+    verdict: DeliveryVerdict = DeliveryVerdict.MAPPED
+    detail: str = ""
 
     @property
     def origin(self) -> Origin.ValueType:
@@ -124,6 +137,13 @@ class Store(Protocol):
 
         Raises StoreUnavailableError when it cannot commit.
         """
+
+    async def preview(self, requests: Sequence[IngestRequest]) -> list[IngestResult | Exception]:
+        """What ``ingest`` of ``requests``, in order, would do now, without writing:
+        each is staged against the committed state and the requests before it, exactly
+        as one group-commit batch would be (a dry run). One outcome per request, its
+        result or the exception it would fail with alone; the events' sequences are
+        the ones they would get if nothing else committed first."""
 
     async def get_status(self, name: str) -> Status | None: ...
 
@@ -189,3 +209,19 @@ class Store(Protocol):
         accepted (mapped or unmapped): the one that claims the key. Rejected deliveries
         keep their key for inspection but claim nothing, so a sender may correct a
         refused delivery and send it again under the same key."""
+
+    async def query_deliveries(
+        self,
+        query: DeliveryQuery,
+        *,
+        after: DeliveryCursor | None = None,
+        limit: int = 100,
+        oldest_first: bool = False,
+        bodies: bool = False,
+    ) -> list[Delivery]:
+        """Matching deliveries with the events they produced, newest first by
+        (received_at, id), or oldest first; strictly after ``after`` in that order.
+        Without ``bodies`` every body is left empty (lists never need them)."""
+
+    async def get_deliveries(self, ids: Sequence[str]) -> dict[str, Delivery]:
+        """The stored deliveries among ``ids``, with bodies and events, by id."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import asyncpg
@@ -37,6 +37,8 @@ from statusgate.core.filters import StatusQuery
 from statusgate.store import postgres_queries as queries
 from statusgate.store.base import (
     Delivery,
+    DeliveryCursor,
+    DeliveryQuery,
     DeliveryVerdict,
     IngestRequest,
     IngestResult,
@@ -312,6 +314,35 @@ class PostgresStore:
     async def find_delivery(self, source: str, idempotency_key: str) -> Delivery | None:
         found: Delivery | None = await self._read(queries.find_delivery, source, idempotency_key)
         return found
+
+    async def query_deliveries(
+        self,
+        query: DeliveryQuery,
+        *,
+        after: DeliveryCursor | None = None,
+        limit: int = 100,
+        oldest_first: bool = False,
+        bodies: bool = False,
+    ) -> list[Delivery]:
+        _check_limit(limit)
+        return await self._read(
+            queries.query_deliveries,
+            query,
+            after=after,
+            limit=limit,
+            oldest_first=oldest_first,
+            bodies=bodies,
+        )
+
+    async def get_deliveries(self, ids: Sequence[str]) -> dict[str, Delivery]:
+        if not ids:
+            return {}
+        return await self._read(queries.get_deliveries, ids)
+
+    async def preview(self, requests: Sequence[IngestRequest]) -> list[IngestResult | Exception]:
+        if not requests:
+            return []
+        return await self._read(queries.preview_ingest, requests, now=datetime.now(UTC))
 
     async def prune_deliveries(self, received_before: datetime) -> int:
         pruned: int = await self._read(queries.prune_deliveries, received_before)

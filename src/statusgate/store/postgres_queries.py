@@ -9,6 +9,7 @@ sequence and ``read_events`` needs no gap detection of its own.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -21,7 +22,17 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 
 from statusgate.core.filters import StatusQuery
-from statusgate.store.base import Delivery, DeliveryVerdict, PollClaim
+from statusgate.store import delivery_sql
+from statusgate.store.base import (
+    Delivery,
+    DeliveryCursor,
+    DeliveryQuery,
+    DeliveryVerdict,
+    EventRef,
+    IngestRequest,
+    PollClaim,
+)
+from statusgate.store.staging import Outcome, Stager, preview, replayed, subjects
 from statusgate.v1.status_pb2 import Status, StatusEvent
 
 # Query parameters of a store URL that statusgate reads itself; every other one goes to
@@ -249,7 +260,7 @@ async def list_deliveries(
     where = " AND ".join(clauses) if clauses else "TRUE"
     limit_param = bind(limit)
     rows = await conn.fetch(
-        f"SELECT {_DELIVERY_COLUMNS} FROM deliveries"  # noqa: S608
+        f"SELECT {delivery_sql.BODY_COLUMNS} FROM deliveries"  # noqa: S608
         f" WHERE {where} ORDER BY received_at, id LIMIT {limit_param}",
         *params,
     )
@@ -259,7 +270,7 @@ async def list_deliveries(
 async def find_delivery(conn: asyncpg.Connection, source: str, key: str) -> Delivery | None:
     """The first accepted delivery of ``source`` stored with idempotency ``key``."""
     row = await conn.fetchrow(
-        f"SELECT {_DELIVERY_COLUMNS} FROM deliveries"  # noqa: S608
+        f"SELECT {delivery_sql.BODY_COLUMNS} FROM deliveries"  # noqa: S608
         " WHERE source = $1 AND idempotency_key = $2 AND verdict IN ('mapped', 'unmapped')"
         " ORDER BY received_at, id LIMIT 1",
         source,
@@ -268,20 +279,87 @@ async def find_delivery(conn: asyncpg.Connection, source: str, key: str) -> Deli
     return None if row is None else _delivery(row)
 
 
-_DELIVERY_COLUMNS = "id, source, received_at, verdict, detail, headers, body, idempotency_key"
+async def query_deliveries(
+    conn: asyncpg.Connection,
+    query: DeliveryQuery,
+    *,
+    after: DeliveryCursor | None,
+    limit: int,
+    oldest_first: bool,
+    bodies: bool,
+) -> list[Delivery]:
+    params: list[Any] = []
+
+    def bind(value: object) -> str:
+        params.append(value)
+        return f"${len(params)}"
+
+    sql = delivery_sql.page_sql(
+        query,
+        after=after,
+        limit=limit,
+        oldest_first=oldest_first,
+        bodies=bodies,
+        bind=bind,
+        time=utc,
+    )
+    return await _with_events(conn, [_delivery(row) for row in await conn.fetch(sql, *params)])
+
+
+async def get_deliveries(conn: asyncpg.Connection, ids: Sequence[str]) -> dict[str, Delivery]:
+    rows = await conn.fetch(
+        f"SELECT {delivery_sql.BODY_COLUMNS} FROM deliveries"  # noqa: S608
+        " WHERE id = ANY($1::text[])",
+        list(set(ids)),
+    )
+    found = await _with_events(conn, [_delivery(row) for row in rows])
+    return {delivery.id: delivery for delivery in found}
 
 
 def _delivery(row: asyncpg.Record) -> Delivery:
+    body = row.get("body")
     return Delivery(
         id=row["id"],
         source=row["source"],
         received_at=row["received_at"],
-        body=bytes(row["body"]),
+        body=b"" if body is None else bytes(body),
         headers=json.loads(row["headers"]),
         verdict=DeliveryVerdict(row["verdict"]),
         detail=row["detail"],
         idempotency_key=row["idempotency_key"],
+        path=row["path"],
     )
+
+
+async def _with_events(conn: asyncpg.Connection, deliveries: list[Delivery]) -> list[Delivery]:
+    if not deliveries:
+        return deliveries
+    rows = await conn.fetch(
+        "SELECT delivery_id, sequence, name FROM events WHERE delivery_id = ANY($1::text[])"
+        " ORDER BY sequence",
+        [delivery.id for delivery in deliveries],
+    )
+    refs: dict[str, list[EventRef]] = {}
+    for row in rows:
+        refs.setdefault(row["delivery_id"], []).append(EventRef(row["sequence"], row["name"]))
+    return [
+        dataclasses.replace(d, events=tuple(refs[d.id])) if d.id in refs else d for d in deliveries
+    ]
+
+
+async def preview_ingest(
+    conn: asyncpg.Connection, requests: Sequence[IngestRequest], *, now: datetime
+) -> list[Outcome]:
+    """A dry run of ``requests`` against one snapshot (a read-only REPEATABLE READ
+    transaction), staged exactly as a writer would stage them."""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        names = subjects(requests)
+        snapshots = await get_statuses(conn, names) if names else {}
+        replays = replayed(requests)
+        deliveries = await existing_deliveries(conn, replays) if replays else set()
+        sequence = await last_sequence(conn)
+    stager = Stager(snapshots, deliveries=deliveries, sequence=sequence, now=now)
+    return preview(stager, requests)
 
 
 # --- the reconciler's schedule ------------------------------------------------------------

@@ -177,15 +177,17 @@ async def _write(conn: asyncpg.Connection, rows: Rows) -> None:
     if rows.deliveries:
         await conn.execute(
             "INSERT INTO deliveries"
-            " (id, source, received_at, verdict, detail, headers, body, idempotency_key)"
+            " (id, source, received_at, verdict, detail, headers, body, idempotency_key, path)"
             " SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[],"
-            " $5::text[], $6::json[], $7::bytea[], $8::text[])",
+            " $5::text[], $6::json[], $7::bytea[], $8::text[], $9::text[])",
             *_columns(rows.deliveries),
         )
     if rows.replays:
         await conn.execute(
-            "UPDATE deliveries SET verdict = 'mapped', detail = '' WHERE id = ANY($1::text[])",
-            rows.replays,
+            "UPDATE deliveries AS d SET verdict = r.verdict, detail = r.detail"
+            " FROM unnest($1::text[], $2::text[], $3::text[]) AS r (id, verdict, detail)"
+            " WHERE d.id = r.id",
+            *_columns(list(rows.replays.values())),
         )
     if rows.events:
         await conn.execute(

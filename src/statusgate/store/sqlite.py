@@ -18,7 +18,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
@@ -26,6 +26,8 @@ from statusgate.core.filters import StatusQuery
 from statusgate.store import sqlite_queries as queries
 from statusgate.store.base import (
     Delivery,
+    DeliveryCursor,
+    DeliveryQuery,
     DeliveryVerdict,
     IngestRequest,
     IngestResult,
@@ -332,6 +334,39 @@ class SqliteStore:
 
     async def find_delivery(self, source: str, idempotency_key: str) -> Delivery | None:
         return await self._read(queries.find_delivery, source, idempotency_key)
+
+    async def query_deliveries(
+        self,
+        query: DeliveryQuery,
+        *,
+        after: DeliveryCursor | None = None,
+        limit: int = 100,
+        oldest_first: bool = False,
+        bodies: bool = False,
+    ) -> list[Delivery]:
+        _check_limit(limit)
+        return await self._read(
+            functools.partial(
+                queries.query_deliveries,
+                after=after,
+                limit=limit,
+                oldest_first=oldest_first,
+                bodies=bodies,
+            ),
+            query,
+        )
+
+    async def get_deliveries(self, ids: Sequence[str]) -> dict[str, Delivery]:
+        if not ids:
+            return {}
+        return await self._read(queries.get_deliveries, ids)
+
+    async def preview(self, requests: Sequence[IngestRequest]) -> list[IngestResult | Exception]:
+        if not requests:
+            return []
+        return await self._read(
+            functools.partial(queries.preview_ingest, now=datetime.now(UTC)), requests
+        )
 
     async def _read(self, query: Callable[..., _T], *args: object) -> _T:
         if self._state != "open" or self._read_pool is None:

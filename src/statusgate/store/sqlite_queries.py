@@ -7,6 +7,7 @@ disk. WAL mode lets them run while the writer commits.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -15,7 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from statusgate.core.filters import StatusQuery
-from statusgate.store.base import Delivery, DeliveryVerdict, PollClaim
+from statusgate.store import delivery_sql
+from statusgate.store.base import (
+    Delivery,
+    DeliveryCursor,
+    DeliveryQuery,
+    DeliveryVerdict,
+    EventRef,
+    IngestRequest,
+    PollClaim,
+)
+from statusgate.store.staging import Outcome, Stager, preview, replayed, subjects
 from statusgate.v1.status_pb2 import Status, StatusEvent
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -204,7 +215,7 @@ def list_deliveries(
     where = " AND ".join(clauses) if clauses else "1"
     params.append(limit)
     rows = conn.execute(
-        f"SELECT {_DELIVERY_COLUMNS} FROM deliveries"  # noqa: S608
+        f"SELECT {delivery_sql.BODY_COLUMNS} FROM deliveries"  # noqa: S608
         f" WHERE {where} ORDER BY received_at, id LIMIT ?",
         params,
     )
@@ -214,7 +225,7 @@ def list_deliveries(
 def find_delivery(conn: sqlite3.Connection, source: str, key: str) -> Delivery | None:
     """The first accepted delivery of ``source`` stored with idempotency ``key``."""
     row = conn.execute(
-        f"SELECT {_DELIVERY_COLUMNS} FROM deliveries"  # noqa: S608
+        f"SELECT {delivery_sql.BODY_COLUMNS} FROM deliveries"  # noqa: S608
         " WHERE source = ? AND idempotency_key = ? AND verdict IN ('mapped', 'unmapped')"
         " ORDER BY received_at, id LIMIT 1",
         (source, key),
@@ -222,21 +233,90 @@ def find_delivery(conn: sqlite3.Connection, source: str, key: str) -> Delivery |
     return None if row is None else _delivery(row)
 
 
-_DELIVERY_COLUMNS = "id, source, received_at, verdict, detail, headers, body, idempotency_key"
+def query_deliveries(
+    conn: sqlite3.Connection,
+    query: DeliveryQuery,
+    *,
+    after: DeliveryCursor | None,
+    limit: int,
+    oldest_first: bool,
+    bodies: bool,
+) -> list[Delivery]:
+    params: list[object] = []
+
+    def bind(value: object) -> str:
+        params.append(value)
+        return "?"
+
+    sql = delivery_sql.page_sql(
+        query,
+        after=after,
+        limit=limit,
+        oldest_first=oldest_first,
+        bodies=bodies,
+        bind=bind,
+        time=to_micros,
+    )
+    return _with_events(conn, [_delivery(row) for row in conn.execute(sql, params)])
+
+
+def get_deliveries(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, Delivery]:
+    found: list[Delivery] = []
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), _MAX_PARAMS):
+        chunk = unique[start : start + _MAX_PARAMS]
+        rows = conn.execute(
+            f"SELECT {delivery_sql.BODY_COLUMNS} FROM deliveries"  # noqa: S608
+            f" WHERE id IN ({_placeholders(len(chunk))})",
+            chunk,
+        )
+        found.extend(_delivery(row) for row in rows)
+    return {delivery.id: delivery for delivery in _with_events(conn, found)}
 
 
 def _delivery(row: Sequence[Any]) -> Delivery:
-    id_, source, received_at, verdict, detail, headers, body, key = row
+    """A row of ``delivery_sql.COLUMNS`` (and the body, when selected)."""
+    id_, source, received_at, verdict, detail, headers, key, path, *body = row
     return Delivery(
         id=id_,
         source=source,
         received_at=from_micros(received_at),
-        body=bytes(body),
+        body=bytes(body[0]) if body else b"",
         headers=json.loads(headers),
         verdict=DeliveryVerdict(verdict),
         detail=detail,
         idempotency_key=key,
+        path=path,
     )
+
+
+def _with_events(conn: sqlite3.Connection, deliveries: list[Delivery]) -> list[Delivery]:
+    refs: dict[str, list[EventRef]] = {}
+    ids = [delivery.id for delivery in deliveries]
+    for start in range(0, len(ids), _MAX_PARAMS):
+        chunk = ids[start : start + _MAX_PARAMS]
+        rows = conn.execute(delivery_sql.events_sql(chunk, lambda _: "?"), chunk)
+        for delivery_id, sequence, name in rows:
+            refs.setdefault(delivery_id, []).append(EventRef(sequence, name))
+    return [
+        dataclasses.replace(d, events=tuple(refs[d.id])) if d.id in refs else d for d in deliveries
+    ]
+
+
+def preview_ingest(
+    conn: sqlite3.Connection, requests: Sequence[IngestRequest], *, now: datetime
+) -> list[Outcome]:
+    """A dry run of ``requests`` against one consistent snapshot of the file (a read
+    transaction), staged exactly as the writer would stage them."""
+    conn.execute("BEGIN")
+    try:
+        snapshots = get_statuses(conn, subjects(requests))
+        deliveries = existing_deliveries(conn, replayed(requests))
+        sequence = last_sequence(conn)
+    finally:
+        conn.execute("COMMIT")
+    stager = Stager(snapshots, deliveries=deliveries, sequence=sequence, now=now)
+    return preview(stager, requests)
 
 
 # --- the reconciler's schedule (written by the writer connection only) ------------------

@@ -90,10 +90,10 @@ def migrate(conn: sqlite3.Connection) -> None:
 
 _INSERT_DELIVERY = (
     "INSERT INTO deliveries"
-    " (id, source, received_at, verdict, detail, headers, body, idempotency_key)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " (id, source, received_at, verdict, detail, headers, body, idempotency_key, path)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_MAP_REPLAYED = "UPDATE deliveries SET verdict = 'mapped', detail = '' WHERE id = ?"
+_REPLAYED = "UPDATE deliveries SET verdict = ?, detail = ? WHERE id = ?"
 _INSERT_EVENT = (
     "INSERT INTO events (sequence, event_id, name, delivery_id, data) VALUES (?, ?, ?, ?, ?)"
 )
@@ -298,12 +298,15 @@ class SqliteWriter:
                         r.headers,
                         r.body,
                         r.idempotency_key,
+                        r.path,
                     )
                     for r in rows.deliveries
                 ],
             )
         if rows.replays:
-            conn.executemany(_MAP_REPLAYED, [(delivery_id,) for delivery_id in rows.replays])
+            conn.executemany(
+                _REPLAYED, [(r.verdict, r.detail, r.id) for r in rows.replays.values()]
+            )
         if rows.events:
             conn.executemany(_INSERT_EVENT, rows.events)
         if rows.statuses:

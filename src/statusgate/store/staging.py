@@ -52,6 +52,15 @@ class DeliveryRow(NamedTuple):
     headers: str
     body: bytes
     idempotency_key: str | None
+    path: str
+
+
+class ReplayRow(NamedTuple):
+    """A replayed delivery's new verdict and detail."""
+
+    id: str
+    verdict: str
+    detail: str
 
 
 class EventRow(NamedTuple):
@@ -80,8 +89,9 @@ class Rows:
     which is the order of the foreign keys."""
 
     deliveries: list[DeliveryRow] = field(default_factory=list)
-    # Stored deliveries that a replay mapped: their verdict becomes "mapped".
-    replays: list[str] = field(default_factory=list)
+    # Stored deliveries that were replayed, by id: they take today's verdict and detail
+    # (the last replay of one in a batch wins, as if each had committed alone).
+    replays: dict[str, ReplayRow] = field(default_factory=dict)
     events: list[EventRow] = field(default_factory=list)
     # By name, as the subject ends up: one upsert per subject, because PostgreSQL's
     # ON CONFLICT DO UPDATE may not touch a row twice in one statement.
@@ -89,7 +99,7 @@ class Rows:
 
     def extend(self, other: Rows) -> None:
         self.deliveries.extend(other.deliveries)
-        self.replays.extend(other.replays)
+        self.replays.update(other.replays)
         self.events.extend(other.events)
         self.statuses.update(other.statuses)
 
@@ -139,14 +149,12 @@ def subjects(requests: Iterable[IngestRequest]) -> list[str]:
 
 def replayed(requests: Iterable[IngestRequest]) -> list[str]:
     """The stored deliveries the batch's replays point at, which the store must say
-    exist (a replay that maps nothing changes no delivery and needs none)."""
+    exist."""
     return list(
         dict.fromkeys(
             request.delivery_id
             for request in requests
-            if isinstance(request, ReplayIngest)
-            and request.updates
-            and is_storable(request.delivery_id)
+            if isinstance(request, ReplayIngest) and is_storable(request.delivery_id)
         )
     )
 
@@ -190,12 +198,16 @@ class Stager:
         the stager as it was, when the request cannot be stored."""
         rows = Rows()
         keys = [text for u in request.updates for text in (u.name, u.source, u.parent)]
-        # The replayed delivery, when this replay maps it.
-        replay: str | None = None
+        replay: ReplayRow | None = None
         match request:
             case WebhookIngest(delivery=delivery):
                 delivery_id = delivery.id
-                keys += [delivery.id, delivery.source, delivery.idempotency_key or ""]
+                keys += [
+                    delivery.id,
+                    delivery.source,
+                    delivery.idempotency_key or "",
+                    delivery.path,
+                ]
                 row = DeliveryRow(
                     id=delivery.id,
                     source=delivery.source,
@@ -206,15 +218,16 @@ class Stager:
                     headers=_encode_headers(delivery.headers),
                     body=delivery.body,
                     idempotency_key=delivery.idempotency_key,
+                    path=delivery.path,
                 )
                 rows.deliveries.append(row)
                 received = _timestamp(row.received_at)
             case PollIngest(received_at=polled_at):
                 delivery_id = ""
                 received = self._now_timestamp if polled_at is None else _timestamp(polled_at)
-            case ReplayIngest(delivery_id=delivery_id, updates=updates):
+            case ReplayIngest(delivery_id=delivery_id, verdict=verdict, detail=detail):
                 keys.append(delivery_id)
-                replay = delivery_id if updates else None
+                replay = ReplayRow(delivery_id, str(verdict), _storable_text(detail))
                 received = self._now_timestamp
             case _:
                 assert_never(request)
@@ -223,9 +236,9 @@ class Stager:
             bad = next(text for text in keys if not is_storable(text))
             raise ValueError(f"{bad!r} holds NUL or an unpaired surrogate")
         if replay is not None:
-            if replay not in self._deliveries:
-                raise LookupError(f"replay of unknown delivery {replay!r}")
-            rows.replays.append(replay)
+            if replay.id not in self._deliveries:
+                raise LookupError(f"replay of unknown delivery {replay.id!r}")
+            rows.replays[replay.id] = replay
 
         statuses: dict[str, Status] = {}
         events: list[StatusEvent] = []
@@ -306,6 +319,12 @@ def stage_all(stager: Stager, requests: Sequence[IngestRequest]) -> tuple[list[O
         rows.extend(plan.rows)
         outcomes.append(plan.result)
     return outcomes, rows
+
+
+def preview(stager: Stager, requests: Sequence[IngestRequest]) -> list[Outcome]:
+    """A dry run: the outcome each request would have in one batch, nothing written."""
+    outcomes, _ = stage_all(stager, requests)
+    return outcomes
 
 
 # json.dumps(..., sort_keys=True) builds a new encoder per call; this is the same encoder.

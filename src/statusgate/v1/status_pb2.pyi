@@ -684,9 +684,16 @@ class WatchStatusesResponse(_message.Message):
 
     EVENTS_FIELD_NUMBER: _builtins.int
     CAUGHT_UP_FIELD_NUMBER: _builtins.int
+    HEAD_SEQUENCE_FIELD_NUMBER: _builtins.int
     caught_up: _builtins.bool
     """Set once, when the replay has reached the live tail. A message with no events is
     only this marker.
+    """
+    head_sequence: _builtins.int
+    """With caught_up: the gateway's sequence the stream has caught up with. Every
+    matching event up to it has been sent, so a client that resumes with
+    after_sequence = max(this, its last event's sequence) misses nothing and is not
+    sent again what the filter already skipped.
     """
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatusEvent]:
@@ -697,10 +704,11 @@ class WatchStatusesResponse(_message.Message):
         *,
         events: _abc.Iterable[Global___StatusEvent] | None = ...,
         caught_up: _builtins.bool = ...,
+        head_sequence: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["caught_up", b"caught_up", "events", b"events"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caught_up", b"caught_up", "events", b"events", "head_sequence", b"head_sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

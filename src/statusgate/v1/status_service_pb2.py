@@ -22,16 +22,31 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from statusgate.v1 import status_pb2 as statusgate_dot_v1_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"statusgate/v1/status_service.proto\x12\rstatusgate.v1\x1a\x1astatusgate/v1/status.proto2\xf5\x04\n\rStatusService\x12\x43\n\tGetStatus\x12\x1f.statusgate.v1.GetStatusRequest\x1a\x15.statusgate.v1.Status\x12\x63\n\x10\x42\x61tchGetStatuses\x12&.statusgate.v1.BatchGetStatusesRequest\x1a\'.statusgate.v1.BatchGetStatusesResponse\x12W\n\x0cListStatuses\x12\".statusgate.v1.ListStatusesRequest\x1a#.statusgate.v1.ListStatusesResponse\x12\x63\n\x10ListStatusEvents\x12&.statusgate.v1.ListStatusEventsRequest\x1a\'.statusgate.v1.ListStatusEventsResponse\x12\\\n\rWatchStatuses\x12#.statusgate.v1.WatchStatusesRequest\x1a$.statusgate.v1.WatchStatusesResponse0\x01\x12W\n\x0cPollStatuses\x12\".statusgate.v1.PollStatusesRequest\x1a#.statusgate.v1.PollStatusesResponse\x12\x45\n\nWaitStatus\x12 .statusgate.v1.WaitStatusRequest\x1a\x15.statusgate.v1.Statusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"statusgate/v1/status_service.proto\x12\rstatusgate.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1astatusgate/v1/status.proto2\xd6\x06\n\rStatusService\x12\x62\n\tGetStatus\x12\x1f.statusgate.v1.GetStatusRequest\x1a\x15.statusgate.v1.Status\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/{name=sources/**}\x12\x82\x01\n\x10\x42\x61tchGetStatuses\x12&.statusgate.v1.BatchGetStatusesRequest\x1a\'.statusgate.v1.BatchGetStatusesResponse\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/statuses:batchGet\x12m\n\x0cListStatuses\x12\".statusgate.v1.ListStatusesRequest\x1a#.statusgate.v1.ListStatusesResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/statuses\x12\x8d\x01\n\x10ListStatusEvents\x12&.statusgate.v1.ListStatusEventsRequest\x1a\'.statusgate.v1.ListStatusEventsResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /v1/{name=sources/**}:listEvents\x12x\n\rWatchStatuses\x12#.statusgate.v1.WatchStatusesRequest\x1a$.statusgate.v1.WatchStatusesResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/statuses:watch0\x01\x12u\n\x0cPollStatuses\x12\".statusgate.v1.PollStatusesRequest\x1a#.statusgate.v1.PollStatusesResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\"\x11/v1/statuses:poll:\x01*\x12l\n\nWaitStatus\x12 .statusgate.v1.WaitStatusRequest\x1a\x15.statusgate.v1.Status\"%\x82\xd3\xe4\x93\x02\x1f\"\x1a/v1/{name=sources/**}:wait:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'statusgate.v1.status_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STATUSSERVICE']._serialized_start=82
-  _globals['_STATUSSERVICE']._serialized_end=711
+  _globals['_STATUSSERVICE'].methods_by_name['GetStatus']._loaded_options = None
+  _globals['_STATUSSERVICE'].methods_by_name['GetStatus']._serialized_options = b'\202\323\344\223\002\027\022\025/v1/{name=sources/**}'
+  _globals['_STATUSSERVICE'].methods_by_name['BatchGetStatuses']._loaded_options = None
+  _globals['_STATUSSERVICE'].methods_by_name['BatchGetStatuses']._serialized_options = b'\202\323\344\223\002\027\022\025/v1/statuses:batchGet'
+  _globals['_STATUSSERVICE'].methods_by_name['ListStatuses']._loaded_options = None
+  _globals['_STATUSSERVICE'].methods_by_name['ListStatuses']._serialized_options = b'\202\323\344\223\002\016\022\014/v1/statuses'
+  _globals['_STATUSSERVICE'].methods_by_name['ListStatusEvents']._loaded_options = None
+  _globals['_STATUSSERVICE'].methods_by_name['ListStatusEvents']._serialized_options = b'\202\323\344\223\002\"\022 /v1/{name=sources/**}:listEvents'
+  _globals['_STATUSSERVICE'].methods_by_name['WatchStatuses']._loaded_options = None
+  _globals['_STATUSSERVICE'].methods_by_name['WatchStatuses']._serialized_options = b'\202\323\344\223\002\024\022\022/v1/statuses:watch'
+  _globals['_STATUSSERVICE'].methods_by_name['PollStatuses']._loaded_options = None
+  _globals['_STATUSSERVICE'].methods_by_name['PollStatuses']._serialized_options = b'\202\323\344\223\002\026\"\021/v1/statuses:poll:\001*'
+  _globals['_STATUSSERVICE'].methods_by_name['WaitStatus']._loaded_options = None
+  _globals['_STATUSSERVICE'].methods_by_name['WaitStatus']._serialized_options = b'\202\323\344\223\002\037\"\032/v1/{name=sources/**}:wait:\001*'
+  _globals['_STATUSSERVICE']._serialized_start=112
+  _globals['_STATUSSERVICE']._serialized_end=966
 # @@protoc_insertion_point(module_scope)

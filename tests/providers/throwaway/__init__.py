@@ -49,7 +49,9 @@ class ParcelSource(SourceConfig):
 class ParcelAdapter:
     provider: ClassVar[Provider.ValueType] = Provider.PROVIDER_UNSPECIFIED
 
-    def normalize(self, source: SourceConfig, payload: JSONObject) -> list[Status]:
+    def normalize(
+        self, source: SourceConfig, payload: JSONObject, *, path: str = ""
+    ) -> list[Status]:
         if "parcel" not in payload:
             raise UnknownShapeError("not a parcel event")
         parcel, word = payload.get("parcel"), payload.get("status")

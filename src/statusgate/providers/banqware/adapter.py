@@ -65,7 +65,9 @@ _BANQWARE = Provider.PROVIDER_BANQWARE
 class BanqwareAdapter:
     provider: ClassVar[Provider.ValueType] = _BANQWARE
 
-    def normalize(self, source: SourceConfig, payload: JSONObject) -> list[Status]:
+    def normalize(
+        self, source: SourceConfig, payload: JSONObject, *, path: str = ""
+    ) -> list[Status]:
         if not isinstance(source, BanqwareSource):
             raise TypeError(f"the banqware adapter got a {source.provider} source")
         if not isinstance(payload, dict):

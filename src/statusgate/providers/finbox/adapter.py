@@ -29,7 +29,9 @@ from statusgate.v1.status_pb2 import Provider, Status
 class FinboxAdapter:
     provider: ClassVar[Provider.ValueType] = Provider.PROVIDER_FINBOX
 
-    def normalize(self, source: SourceConfig, payload: JSONObject) -> list[Status]:
+    def normalize(
+        self, source: SourceConfig, payload: JSONObject, *, path: str = ""
+    ) -> list[Status]:
         if not isinstance(payload, dict):
             raise UnknownShapeError("a FinBox webhook is a JSON object")
         if "event_name" in payload:

@@ -110,7 +110,9 @@ def kind_of(payload: JSONObject) -> str | None:
 class RebitAdapter:
     provider: ClassVar[Provider.ValueType] = Provider.PROVIDER_REBIT
 
-    def normalize(self, source: SourceConfig, payload: JSONObject) -> list[Status]:
+    def normalize(
+        self, source: SourceConfig, payload: JSONObject, *, path: str = ""
+    ) -> list[Status]:
         if not isinstance(payload, dict) or not is_message(payload):
             raise UnknownShapeError("not a ReBIT message (no ver, txnid or notification)")
         versions = source.versions if isinstance(source, RebitSource) else ["2.0.0"]

@@ -94,7 +94,9 @@ __all__ = ["SetuAdapter"]
 class SetuAdapter:
     provider: ClassVar[Provider.ValueType] = Provider.PROVIDER_SETU
 
-    def normalize(self, source: SourceConfig, payload: JSONObject) -> list[Status]:
+    def normalize(
+        self, source: SourceConfig, payload: JSONObject, *, path: str = ""
+    ) -> list[Status]:
         kind = payload.get("type") if isinstance(payload, dict) else None
         if kind == "CONSENT_STATUS_UPDATE":
             consent = parse(ConsentNotification, payload, f"Setu {kind}")
