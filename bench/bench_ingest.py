@@ -680,6 +680,7 @@ async def run(args: argparse.Namespace) -> int:
             "serve",
             *("--http", f"127.0.0.1:{http_port}"),
             *("--grpc", f"127.0.0.1:{grpc_port}"),
+            *("--api", f"127.0.0.1:{free_port()}"),
             *("--store", f"sqlite:///{data_dir / 'statusgate.db'}"),
         ),
         data_dir / "gateway.log",

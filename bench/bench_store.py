@@ -110,6 +110,8 @@ def start_gateway(name: str, store: str, log_dir: Path) -> tuple[Service, int]:
         f"127.0.0.1:{http}",
         "--grpc",
         f"127.0.0.1:{free_port()}",
+        "--api",
+        f"127.0.0.1:{free_port()}",
     )
     return Service(name, argv, log_dir / f"{name}.log"), http
 

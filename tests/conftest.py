@@ -29,6 +29,9 @@ class RunningGateway:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.ports.http}{path}"
 
+    def api_url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.ports.api}{path}"
+
     async def post(
         self, source: str, payload: Any, headers: dict[str, str] | None = None
     ) -> tuple[int, Any]:
@@ -57,6 +60,7 @@ def gateway_settings(
     listeners = {
         "http": "127.0.0.1:0",
         "grpc": "127.0.0.1:0",
+        "api": "127.0.0.1:0",
         "store": f"sqlite:///{tmp_path / 'statusgate.db'}",
     }
     return load_settings(None, registry=registry, **{**listeners, **overrides})

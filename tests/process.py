@@ -36,6 +36,7 @@ class ServeProcess:
         self.log = log
         self.http_port = 0
         self.grpc_port = 0
+        self.api_port = 0
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -43,12 +44,18 @@ class ServeProcess:
         return f"http://127.0.0.1:{self.http_port}"
 
     @property
+    def api_base(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
     def pid(self) -> int:
         assert self.process is not None
         return self.process.pid
 
-    async def start(self, timeout: float = 30) -> None:
-        self.http_port, self.grpc_port = free_port(), free_port()
+    async def start(self, timeout: float = 30, *, same_ports: bool = False) -> None:
+        """Start (again); ``same_ports`` restarts it where its clients already point."""
+        if not (same_ports and self.http_port):
+            self.http_port, self.grpc_port, self.api_port = free_port(), free_port(), free_port()
         command = [
             sys.executable,
             "-m",
@@ -58,6 +65,8 @@ class ServeProcess:
             f"127.0.0.1:{self.http_port}",
             "--grpc",
             f"127.0.0.1:{self.grpc_port}",
+            "--api",
+            f"127.0.0.1:{self.api_port}",
             "--store",
             self.store,
         ]

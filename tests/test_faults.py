@@ -128,7 +128,7 @@ async def test_a_full_disk_answers_503_and_recovers_by_itself(tmp_path: Path) ->
             await gateway.wait_ready(timeout=30)  # recovers without any traffic
             code, after = await post(http, gateway, finbox_expiry("after"))
             assert code == 200 and after is not None
-            async with http.get(f"{gateway.base}/metrics") as response:
+            async with http.get(f"{gateway.api_base}/metrics") as response:
                 assert 'outcome="unavailable"' in await response.text()
     finally:
         assert gateway.terminate() == 0

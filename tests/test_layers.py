@@ -30,11 +30,13 @@ ALLOWED: dict[str, set[str]] = {
     "poll": _BASE | {"core", "logs", "config", "upstream", "providers", "store", "ingest"},
     "web": _BASE | {"core", "logs", "config", "providers", "store", "ingest", "poll"},
     "rpc": _BASE | {"core", "logs", "config", "providers", "store", "ingest", "poll"},
+    # The JSON API calls the gRPC services' own objects, admitted by rpc.access.
+    "api": _BASE | {"core", "logs", "config", "providers", "store", "ingest", "poll", "rpc"},
     "retention": _BASE | {"core", "logs", "config", "store"},
     "replay": _BASE | {"core", "logs", "config", "store", "ingest"},
 }
 _BELOW_APP = set(ALLOWED)
-ALLOWED["app"] = _BELOW_APP | {"upstream", "web", "rpc"}
+ALLOWED["app"] = _BELOW_APP | {"upstream", "web", "rpc", "api"}
 ALLOWED["config_check"] = ALLOWED["app"] | {"app"}
 ALLOWED["cli"] = ALLOWED["config_check"] | {"config_check"}
 

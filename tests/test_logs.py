@@ -52,7 +52,11 @@ async def test_a_webhook_and_its_events_share_a_request_id_and_leak_nothing(
         '[sources.finbox.auth]\nmethod = "shared_secret"\nsecret_env = "FINBOX_WEBHOOK_SECRET"\n'
     )
     settings = load_settings(
-        config, http="127.0.0.1:0", grpc="127.0.0.1:0", store=f"sqlite:///{tmp_path / 'g.db'}"
+        config,
+        http="127.0.0.1:0",
+        grpc="127.0.0.1:0",
+        api="127.0.0.1:0",
+        store=f"sqlite:///{tmp_path / 'g.db'}",
     )
     gw = await start_gateway(settings)
     try:

@@ -89,6 +89,8 @@ async def start_replica(name: str, store_url: str, tmp_path: Path) -> Replica:
         f"127.0.0.1:{http_port}",
         "--grpc",
         f"127.0.0.1:{grpc_port}",
+        "--api",
+        f"127.0.0.1:{free_port()}",
         stdout=log,
         stderr=asyncio.subprocess.STDOUT,
         env=env,

@@ -1,5 +1,5 @@
-"""Composition root: config → store → hub → ingest → HTTP front door + gRPC server,
-plus the poll service (PollStatuses, WaitStatus) and the reconciler over the providers'
+"""Composition root: config → store → hub → ingest → HTTP front door + gRPC server +
+API listener (the JSON API and metrics), plus the poll service (PollStatuses, WaitStatus) and the reconciler over the providers'
 APIs.
 
 ``build`` makes every component from the settings and the provider registry; ``serve``
@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from statusgate import config
+from statusgate.api.server import ApiListener, build_api_app
 from statusgate.config import Settings, SetupError, split_host_port
 from statusgate.core.filters import FilterLimits
 from statusgate.core.hub import Hub
@@ -34,6 +35,7 @@ from statusgate.providers.registry import PROVIDERS, Registry
 from statusgate.providers.spec import Acknowledgement
 from statusgate.retention import RetentionTask
 from statusgate.rpc.access import AccessControl
+from statusgate.rpc.admin import AdminService
 from statusgate.rpc.server import RpcServer
 from statusgate.rpc.service import StatusService
 from statusgate.store.base import Store
@@ -135,6 +137,7 @@ def build(
 class BoundPorts:
     http: int
     grpc: int
+    api: int
 
 
 class Gateway:
@@ -157,6 +160,7 @@ class Gateway:
         self._site: web.TCPSite | None = None
         self._guard: Guard | None = None
         self._rpc: RpcServer | None = None
+        self._api: ApiListener | None = None
         self._stopped = asyncio.Event()
         self._serving = False
 
@@ -195,9 +199,7 @@ class Gateway:
                 max_per_peer=door.max_connections_per_peer,
             )
         )
-        app = build_web_app(
-            receiver, self.ready, parts.metrics, self.settings.max_body_bytes, self._guard
-        )
+        app = build_web_app(receiver, self.ready, self.settings.max_body_bytes, self._guard)
         self._runner = GuardedRunner(
             app,
             self._guard,
@@ -216,31 +218,43 @@ class Gateway:
         await self._site.start()
         http_port = _bound_port(self._site)
 
+        # One AccessControl for both doors: a client's Watch streams are counted together.
+        access = AccessControl(self.settings.clients)
         service = StatusService(
             self.store,
             self.hub,
             list(self.settings.sources),
             self.polling,
-            AccessControl(self.settings.clients),
+            access,
             FilterLimits(
                 self.settings.grpc_limits.max_filter_names,
                 self.settings.grpc_limits.max_filter_prefixes,
             ),
             parts.waits,
         )
-        self._rpc = RpcServer(service)
+        admin = AdminService(self.store, parts.ingest, self.settings.sources, access)
+        self._rpc = RpcServer(service, admin)
         grpc_port = await self._rpc.start(self.settings.grpc, self.settings.grpc_tls)
+        api_app = build_api_app(
+            service,
+            admin,
+            render_metrics=parts.metrics.render,
+            sse_keepalive_seconds=self.settings.sse_keepalive_seconds,
+        )
+        self._api = ApiListener(api_app, shutdown_timeout=self._grace)
+        api_port = await self._api.start(self.settings.api, self.settings.api_tls)
         self.reconciler.start()
         self.retention.start()
         self._serving = True
         log.info(
-            "statusgate serving: http port %d, grpc port %d, store %s, sources %s",
+            "statusgate serving: http port %d, grpc port %d, api port %d, store %s, sources %s",
             http_port,
             grpc_port,
+            api_port,
             self.settings.store.split(":", 1)[0],  # the scheme only: URLs may hold passwords
             sorted(self.settings.sources),
         )
-        return BoundPorts(http=http_port, grpc=grpc_port)
+        return BoundPorts(http=http_port, grpc=grpc_port, api=api_port)
 
     async def ready(self) -> bool:
         """Readiness: the store can commit, and no shutdown has begun (so a load
@@ -261,10 +275,11 @@ class Gateway:
         await self.retention.stop()
         rpc_stop = self._rpc.stop(self._grace) if self._rpc else asyncio.sleep(0)
         http_stop = self._stop_http()
+        api_stop = self._api.stop() if self._api else asyncio.sleep(0)
         # Watch streams never end on their own; closing the hub ends them so the gRPC
         # grace period is spent on unary calls, not on waiting for streams.
         await self.hub.close()
-        await asyncio.gather(rpc_stop, http_stop)
+        await asyncio.gather(rpc_stop, http_stop, api_stop)
         # After the RPCs: polls in flight have had their grace period.
         await self.parts.waits.close()
         await self.polling.close()

@@ -83,12 +83,17 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="TOML config file")
     parser.add_argument("--http", help="HOST:PORT of the webhook front door (127.0.0.1:8080)")
     parser.add_argument("--grpc", help="HOST:PORT of the gRPC server (127.0.0.1:50051)")
+    parser.add_argument(
+        "--api", help="HOST:PORT of the JSON API, OpenAPI document and metrics (127.0.0.1:8081)"
+    )
     parser.add_argument("--store", help="sqlite:///path or postgresql://... store URL")
 
 
 def _settings(args: argparse.Namespace) -> Settings | None:
     try:
-        return load_settings(args.config, http=args.http, grpc=args.grpc, store=args.store)
+        return load_settings(
+            args.config, http=args.http, grpc=args.grpc, api=args.api, store=args.store
+        )
     except (ValidationError, ValueError, FileNotFoundError) as error:
         print(f"statusgate: invalid configuration:\n{error}", file=sys.stderr)
         return None

@@ -96,7 +96,7 @@ async def test_one_failing_name_never_fails_the_others(pgw: RunningGateway, fake
     assert "sources.bare.api.api_key_env" in bare.error.message
 
     # Every outcome is counted by source and reason.
-    async with pgw.http.get(pgw.url("/metrics")) as response:
+    async with pgw.http.get(pgw.api_url("/metrics")) as response:
         metrics = await response.text()
     assert 'statusgate_polls_total{origin="ORIGIN_POLL",reason="OK",source="finbox"} 1.0' in metrics
     assert 'reason="UPSTREAM_NOT_FOUND",source="finbox"} 1.0' in metrics

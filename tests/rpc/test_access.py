@@ -68,7 +68,11 @@ async def scoped(tmp_path: Path) -> AsyncIterator[RunningGateway]:
     config = tmp_path / "statusgate.toml"
     config.write_text(CONFIG)
     settings = load_settings(
-        config, http="127.0.0.1:0", grpc="127.0.0.1:0", store=f"sqlite:///{tmp_path / 'g.db'}"
+        config,
+        http="127.0.0.1:0",
+        grpc="127.0.0.1:0",
+        api="127.0.0.1:0",
+        store=f"sqlite:///{tmp_path / 'g.db'}",
     )
     gw = await start_gateway(settings)
     assert (await gw.post("finbox", finbox_expiry("f1")))[0] == 200
@@ -250,7 +254,11 @@ async def test_mutual_tls_on_the_grpc_port(tmp_path: Path) -> None:
         '[grpc_tls]\ncert_file = "server.pem"\nkey_file = "server.key"\nclient_ca_file = "ca.pem"\n'
     )
     settings = load_settings(
-        config, http="127.0.0.1:0", grpc="127.0.0.1:0", store=f"sqlite:///{tmp_path / 'g.db'}"
+        config,
+        http="127.0.0.1:0",
+        grpc="127.0.0.1:0",
+        api="127.0.0.1:0",
+        store=f"sqlite:///{tmp_path / 'g.db'}",
     )
     gw = await start_gateway(settings)
     target = f"localhost:{gw.ports.grpc}"

@@ -19,8 +19,8 @@ from statusgate.app import load_settings
 from statusgate.rpc.access import PERMISSIONS
 from statusgate.rpc.server import RpcServer
 from statusgate.rpc.service import StatusService
+from statusgate.v1 import admin_service_pb2, status_service_pb2, status_service_pb2_grpc
 from statusgate.v1 import status_pb2 as pb
-from statusgate.v1 import status_service_pb2, status_service_pb2_grpc
 from tests.conftest import RunningGateway, start_gateway, stop_gateway
 from tests.payloads import finbox_expiry, finbox_upload
 
@@ -89,7 +89,11 @@ async def gw(tmp_path: Path) -> AsyncIterator[RunningGateway]:
     config = tmp_path / "statusgate.toml"
     config.write_text(CONFIG)
     settings = load_settings(
-        config, http="127.0.0.1:0", grpc="127.0.0.1:0", store=f"sqlite:///{tmp_path / 'g.db'}"
+        config,
+        http="127.0.0.1:0",
+        grpc="127.0.0.1:0",
+        api="127.0.0.1:0",
+        store=f"sqlite:///{tmp_path / 'g.db'}",
     )
     running = await start_gateway(settings)
     assert (await running.post("finbox", finbox_upload("e1", ("a1", "COMPLETED"))))[0] == 200
@@ -393,8 +397,17 @@ async def test_poll_statuses_without_a_poller_is_unimplemented(gw: RunningGatewa
 
 
 def test_every_rpc_has_exactly_one_permission() -> None:
-    methods = status_service_pb2.DESCRIPTOR.services_by_name["StatusService"].methods
+    methods = [
+        *status_service_pb2.DESCRIPTOR.services_by_name["StatusService"].methods,
+        *admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].methods,
+    ]
     assert set(PERMISSIONS) == {m.name for m in methods}
-    assert {rpc for rpc, permission in PERMISSIONS.items() if permission != "read"} == {
+    assert len(PERMISSIONS) == len(methods)  # no name is shared by the two services
+    assert {rpc for rpc, permission in PERMISSIONS.items() if permission == "poll"} == {
         "PollStatuses"
+    }
+    assert {rpc for rpc, permission in PERMISSIONS.items() if permission == "admin"} == {
+        "ListDeliveries",
+        "GetDelivery",
+        "ReplayDeliveries",
     }

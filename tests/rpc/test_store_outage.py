@@ -93,6 +93,7 @@ async def outage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
         None,
         http="127.0.0.1:0",
         grpc="127.0.0.1:0",
+        api="127.0.0.1:0",
         store=f"sqlite:///{db}",
         sources={
             "finbox": {"provider": "finbox", "api": finbox_api(finbox), "poll": {"enabled": False}}

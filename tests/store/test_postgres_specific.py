@@ -536,7 +536,11 @@ async def test_the_gateway_answers_503_while_the_database_is_gone_then_recovers(
     """The whole front door on PostgreSQL through the proxy: webhooks 503 (retry) and
     /readyz 503 while the database is unreachable, both back without a restart."""
     settings = load_settings(
-        None, http="127.0.0.1:0", grpc="127.0.0.1:0", store=through(proxy, postgres_url)
+        None,
+        http="127.0.0.1:0",
+        grpc="127.0.0.1:0",
+        api="127.0.0.1:0",
+        store=through(proxy, postgres_url),
     )
     running = await start_gateway(settings)
     try:

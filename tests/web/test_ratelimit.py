@@ -28,7 +28,11 @@ async def test_a_flooding_source_gets_429_and_slows_no_other(tmp_path: Path) -> 
         '[sources.finbox-other]\nprovider = "finbox"\n'
     )
     settings = load_settings(
-        config, http="127.0.0.1:0", grpc="127.0.0.1:0", store=f"sqlite:///{tmp_path / 'g.db'}"
+        config,
+        http="127.0.0.1:0",
+        grpc="127.0.0.1:0",
+        api="127.0.0.1:0",
+        store=f"sqlite:///{tmp_path / 'g.db'}",
     )
     gw = await start_gateway(settings)
     try:

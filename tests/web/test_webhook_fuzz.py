@@ -82,7 +82,11 @@ class GatewayThread:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         settings_ = load_settings(
-            None, http="127.0.0.1:0", grpc="127.0.0.1:0", store=f"sqlite:///{tmp / 'f.db'}"
+            None,
+            http="127.0.0.1:0",
+            grpc="127.0.0.1:0",
+            api="127.0.0.1:0",
+            store=f"sqlite:///{tmp / 'f.db'}",
         )
         self.gateway = Gateway(settings_)
         self.ports: BoundPorts = self.run(self.gateway.start())

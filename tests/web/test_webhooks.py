@@ -132,7 +132,10 @@ async def test_health_ready_and_metrics(gw: RunningGateway) -> None:
         assert response.status == 200
     await gw.post("finbox", finbox_expiry("m1"))
     await gw.post("nope", finbox_expiry("m1"))
+    # Metrics are on the API listener, not on the public webhook door.
     async with gw.http.get(gw.url("/metrics")) as response:
+        assert response.status == 404
+    async with gw.http.get(gw.api_url("/metrics")) as response:
         text = await response.text()
     assert 'statusgate_webhooks_total{outcome="mapped",source="finbox"} 1.0' in text
     assert "statusgate_webhook_ack_seconds_bucket" in text

@@ -26,6 +26,7 @@ from statusgate.config.auth import (
     SingleAuthConfig,
 )
 from statusgate.config.fields import (
+    DEFAULT_API,
     DEFAULT_GRPC,
     DEFAULT_HTTP,
     DEFAULT_MAX_BODY_BYTES,
@@ -65,6 +66,7 @@ from statusgate.config.sources import (
 
 __all__ = [
     "AUTH_METHODS",
+    "DEFAULT_API",
     "DEFAULT_GRPC",
     "DEFAULT_HTTP",
     "DEFAULT_MAX_BODY_BYTES",

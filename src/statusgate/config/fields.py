@@ -16,6 +16,7 @@ from statusgate.logs import register_secret
 
 DEFAULT_HTTP = "127.0.0.1:8080"
 DEFAULT_GRPC = "127.0.0.1:50051"
+DEFAULT_API = "127.0.0.1:8081"
 DEFAULT_STORE = "sqlite:///./statusgate.db"
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 

@@ -30,6 +30,7 @@ from pydantic_settings import (
 from statusgate.config.auth import AUTH_METHODS, NoAuth
 from statusgate.config.fields import (
     _CONFIG_FILE,
+    DEFAULT_API,
     DEFAULT_GRPC,
     DEFAULT_HTTP,
     DEFAULT_MAX_BODY_BYTES,
@@ -67,7 +68,8 @@ class SourceCatalog(Hashable, Protocol):
 
 
 class GrpcTls(StrictModel):
-    """TLS on the gRPC port; with ``client_ca_file``, mutual TLS."""
+    """TLS on the gRPC port (``[grpc_tls]``) or the API listener (``[api_tls]``); with
+    ``client_ca_file``, mutual TLS."""
 
     cert_file: ConfigPath
     key_file: ConfigPath
@@ -154,9 +156,11 @@ class Settings(BaseSettings):
         hide_input_in_errors=True,
     )
 
-    # HOST:PORT of the webhook front door and of the gRPC server.
+    # HOST:PORT of the webhook front door, of the gRPC server, and of the API listener
+    # (the JSON API under /v1/ and /metrics).
     http: str = DEFAULT_HTTP
     grpc: str = DEFAULT_GRPC
+    api: str = DEFAULT_API
     # sqlite:///path (embedded) or postgresql://... (shared by replicas).
     store: str = DEFAULT_STORE
     # Webhook bodies larger than this are refused with 413.
@@ -173,8 +177,15 @@ class Settings(BaseSettings):
     # allow_plaintext_grpc says otherwise (e.g. TLS ends at a sidecar).
     grpc_tls: GrpcTls | None = None
     allow_plaintext_grpc: bool = False
-    # Client id -> credentials. With none, every caller may read everything, which is
-    # allowed only when the gRPC listener is bound to loopback.
+    # TLS for the API listener, and its escape hatch: the same rule as the gRPC door's.
+    api_tls: GrpcTls | None = None
+    allow_plaintext_api: bool = False
+    # A Server-Sent Events stream (Watch on the JSON API) with nothing to send sends a
+    # comment this often, so proxies that drop quiet connections keep it open.
+    sse_keepalive_seconds: float = Field(default=15.0, gt=0)
+    # Client id -> credentials, for the gRPC door and the API listener alike. With none,
+    # every caller may do everything, which is allowed only when both are bound to
+    # loopback.
     clients: dict[str, ClientConfig] = Field(default_factory=dict)
     retention: Retention = Field(default_factory=Retention)
     front_door: FrontDoor = Field(default_factory=FrontDoor)
@@ -205,7 +216,7 @@ class Settings(BaseSettings):
             raise ValidationError.from_exception_data("Settings", errors)
         return named
 
-    @field_validator("http", "grpc")
+    @field_validator("http", "grpc", "api")
     @classmethod
     def _host_port(cls, value: str) -> str:
         split_host_port(value)
@@ -231,26 +242,21 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _grpc_door_closed_off_loopback(self) -> Settings:
-        host, _ = split_host_port(self.grpc)
-        if is_loopback(host):
-            return self
-        errors = []
-        if self.grpc_tls is None and not self.allow_plaintext_grpc:
-            errors.append(
-                _error(
-                    ("grpc_tls",),
-                    f"TLS is required when grpc = {self.grpc!r} "
-                    "is not loopback (or set allow_plaintext_grpc = true)",
+    def _doors_closed_off_loopback(self) -> Settings:
+        # The gRPC door and the API listener serve the same RPCs: the same rule for both.
+        errors = [
+            *_closed_door("grpc", self.grpc, self.grpc_tls, self.allow_plaintext_grpc),
+            *_closed_door("api", self.api, self.api_tls, self.allow_plaintext_api),
+        ]
+        for key, address in (("grpc", self.grpc), ("api", self.api)):
+            if not is_loopback(split_host_port(address)[0]) and not self.clients:
+                errors.append(
+                    _error(
+                        ("clients",),
+                        f"client tokens are required when {key} = {address!r} is not loopback",
+                    )
                 )
-            )
-        if not self.clients:
-            errors.append(
-                _error(
-                    ("clients",),
-                    f"client tokens are required when grpc = {self.grpc!r} is not loopback",
-                )
-            )
+                break
         if errors:
             raise ValidationError.from_exception_data("Settings", errors)
         return self
@@ -283,6 +289,20 @@ class Settings(BaseSettings):
             defaults = {sid: {"provider": p} for sid, p in catalog.default_sources.items()}
             layers.append(InitSettingsSource(settings_cls, {"sources": defaults}))
         return tuple(layers)
+
+
+def _closed_door(
+    key: str, address: str, tls: GrpcTls | None, allow_plaintext: bool
+) -> list[InitErrorDetails]:
+    if is_loopback(split_host_port(address)[0]) or tls is not None or allow_plaintext:
+        return []
+    return [
+        _error(
+            (f"{key}_tls",),
+            f"TLS is required when {key} = {address!r} "
+            f"is not loopback (or set allow_plaintext_{key} = true)",
+        )
+    ]
 
 
 def _error(loc: tuple[str | int, ...], message: str) -> InitErrorDetails:

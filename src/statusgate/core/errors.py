@@ -26,6 +26,7 @@ class Reason(enum.StrEnum):
     # What the gateway knows.
     SOURCE_NOT_FOUND = "SOURCE_NOT_FOUND"
     STATUS_NOT_FOUND = "STATUS_NOT_FOUND"
+    DELIVERY_NOT_FOUND = "DELIVERY_NOT_FOUND"
     # The gateway's own state.
     STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
     SHUTTING_DOWN = "SHUTTING_DOWN"

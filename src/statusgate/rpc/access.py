@@ -6,8 +6,9 @@ about any token. With no clients configured the API is open, which the config al
 only on a loopback listener.
 
 ``PERMISSIONS`` says what each RPC needs; ``rpc.handlers`` admits the caller against it
-before any handler runs. Health and reflection are not StatusService methods and stay
-open.
+before any handler runs, and the JSON API (``api``) does the same from the HTTP
+``Authorization`` header. Health and reflection are not methods of either service and
+stay open.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from statusgate.core.errors import ApiError, Reason
 
 ALL_SOURCES = "*"
 
-# Every StatusService method, by name; rpc.server cannot register a method missing here,
-# so a new RPC is never served without deciding who may call it. ("admin" grants all.)
+# Every method of StatusService and AdminService, by name; neither rpc.server nor the
+# JSON API can serve a method missing here, so a new RPC is never served without
+# deciding who may call it. ("admin" grants all.)
 PERMISSIONS: Mapping[str, Permission] = {
     "GetStatus": "read",
     "BatchGetStatuses": "read",
@@ -32,6 +34,9 @@ PERMISSIONS: Mapping[str, Permission] = {
     "WatchStatuses": "read",
     "WaitStatus": "read",
     "PollStatuses": "poll",
+    "ListDeliveries": "admin",
+    "GetDelivery": "admin",
+    "ReplayDeliveries": "admin",
 }
 
 

@@ -32,6 +32,7 @@ CODES: dict[Reason, grpc.StatusCode] = {
     Reason.TOO_MANY_STREAMS: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Reason.SOURCE_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
     Reason.STATUS_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Reason.DELIVERY_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
     Reason.STORE_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
     Reason.SHUTTING_DOWN: grpc.StatusCode.UNAVAILABLE,
     Reason.NOT_IMPLEMENTED: grpc.StatusCode.UNIMPLEMENTED,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 from google.protobuf.message import Message
@@ -23,6 +23,17 @@ from statusgate.rpc.errors import abort
 from statusgate.store.base import StoreUnavailableError
 
 Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class CallContext(Protocol):
+    """What a handler may ask of the call it serves, whichever transport carries it (a
+    gRPC ServicerContext is one; the JSON API has its own)."""
+
+    def time_remaining(self) -> float | None:
+        """Seconds until the caller's deadline; None without one."""
+        ...
+
+
 # Responses of a stream may be bytes already serialized (see ``rpc.wire``).
 Unary = Callable[[Any, Context, Principal], Awaitable[Message]]
 Streaming = Callable[[Any, Context, Principal], AsyncGenerator[Message | bytes, None]]

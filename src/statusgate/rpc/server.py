@@ -1,4 +1,4 @@
-"""The grpc.aio server: StatusService, health and reflection on one port."""
+"""The grpc.aio server: StatusService, AdminService, health and reflection on one port."""
 
 from __future__ import annotations
 
@@ -7,17 +7,21 @@ from typing import Any
 
 import grpc
 from google.protobuf import message_factory
+from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from statusgate.config import GrpcTls
-from statusgate.rpc.access import PERMISSIONS
+from statusgate.rpc.access import PERMISSIONS, AccessControl
+from statusgate.rpc.admin import AdminService
 from statusgate.rpc.handlers import server_streaming, unary
 from statusgate.rpc.service import StatusService
-from statusgate.v1 import status_pb2, status_service_pb2
+from statusgate.v1 import admin_service_pb2, status_pb2, status_service_pb2
 
 SERVICE_NAME = status_pb2.DESCRIPTOR.package + ".StatusService"
+STATUS_SERVICE = status_service_pb2.DESCRIPTOR.services_by_name["StatusService"]
+ADMIN_SERVICE = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"]
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 # Keepalive pings hold idle Watch streams open through load balancers that drop quiet
@@ -37,13 +41,18 @@ _OPTIONS = [
 
 
 class RpcServer:
-    def __init__(self, service: StatusService) -> None:
+    def __init__(self, service: StatusService, admin: AdminService | None = None) -> None:
         self.server = grpc.aio.server(options=_OPTIONS)
-        self.server.add_generic_rpc_handlers((service_handler(service),))
+        handlers = [service_handler(STATUS_SERVICE, service, service.access)]
+        names = [SERVICE_NAME]
+        if admin is not None:
+            handlers.append(service_handler(ADMIN_SERVICE, admin, admin.access))
+            names.append(ADMIN_SERVICE.full_name)
+        self.server.add_generic_rpc_handlers(handlers)
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
-            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+            (*names, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
         )
         self.port = 0
 
@@ -89,15 +98,17 @@ def server_credentials(tls: GrpcTls) -> grpc.ServerCredentials:
     )
 
 
-def service_handler(service: StatusService) -> grpc.GenericRpcHandler[Any, Any]:
-    """StatusService's handlers, built from its descriptor like the generated
-    ``add_StatusServiceServicer_to_server``, with two differences. Each goes through
+def service_handler(
+    descriptor: ServiceDescriptor, service: object, access: AccessControl
+) -> grpc.GenericRpcHandler[Any, Any]:
+    """A service's handlers (``service`` has a method per RPC of ``descriptor``), built
+    from its descriptor like the generated ``add_*Servicer_to_server``, with two
+    differences. Each goes through
     ``rpc.handlers``, which admits the caller for the method's permission
     (``rpc.access.PERMISSIONS``) and turns failures into gRPC statuses. And a response
     may also be bytes already serialized, so that Watch streams send each event batch
     encoded once for all subscribers (``rpc.wire.EventEncoder``) instead of once per
     subscriber."""
-    descriptor = status_service_pb2.DESCRIPTOR.services_by_name["StatusService"]
     handlers = {}
     for method in descriptor.methods:
         request_type = message_factory.GetMessageClass(method.input_type)
@@ -105,13 +116,13 @@ def service_handler(service: StatusService) -> grpc.GenericRpcHandler[Any, Any]:
         permission = PERMISSIONS[method.name]
         if method.server_streaming:
             handlers[method.name] = grpc.unary_stream_rpc_method_handler(
-                server_streaming(handler, service.access, permission),
+                server_streaming(handler, access, permission),
                 request_deserializer=request_type.FromString,
                 response_serializer=_serialize,
             )
         else:
             handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-                unary(handler, service.access, permission),
+                unary(handler, access, permission),
                 request_deserializer=request_type.FromString,
                 response_serializer=_serialize,
             )

@@ -33,7 +33,7 @@ from statusgate.poll.waits import WaitPolls
 from statusgate.rpc import paging
 from statusgate.rpc.access import AccessControl, Principal
 from statusgate.rpc.errors import to_status
-from statusgate.rpc.handlers import Context
+from statusgate.rpc.handlers import CallContext
 from statusgate.rpc.waiting import HubClosedError, wait_for
 from statusgate.rpc.wire import EventEncoder
 from statusgate.store.base import Store
@@ -46,7 +46,73 @@ MAX_POLL_NAMES = 100
 
 # The generated servicer base is not used: rpc.server registers these methods itself, so
 # that WatchStatuses can stream bytes that are already serialized.
-_CAUGHT_UP = pb.WatchStatusesResponse(caught_up=True).SerializeToString()
+
+
+class WatchStream:
+    """One Watch stream's events for one caller: batches in sequence order, filtered to
+    what the caller may see and asked for; an empty batch marks "caught up", after
+    which ``head_sequence`` says up to where. Holds one of the caller's stream slots
+    (and its filter's share of the caller's bound) until it ends or is closed."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        access: AccessControl,
+        caller: Principal,
+        status_filter: pb.StatusFilter,
+        entries: int,
+        after: int | None,
+    ) -> None:
+        self._hub = hub
+        self._access = access
+        self._caller = caller
+        # Prepared once for the whole stream: matching an event never scans the filter.
+        self._filter = PreparedFilter(status_filter)
+        self._entries = entries
+        self._after = after
+        self._open = True
+        self.head_sequence = 0
+
+    async def batches(self) -> AsyncGenerator[list[pb.StatusEvent], None]:
+        caller, status_filter = self._caller, self._filter
+        # Most subscribers want everything: then each batch goes out whole.
+        everything = caller.sources is None and status_filter.everything
+        subscription = self._hub.subscribe(self._after)
+        try:
+            async for batch in subscription:
+                if not batch:
+                    # The hub yields the marker once its cursor reached its head, and
+                    # nothing ran in between: the head is where this stream is.
+                    self.head_sequence = max(self._after or 0, self._hub.last_sequence)
+                    yield []
+                    continue
+                # Other sources' events are left out silently, like in ListStatuses.
+                events = (
+                    batch
+                    if everything
+                    else [
+                        e
+                        for e in batch
+                        if caller.can_see(e.status.source) and status_filter.matches(e.status)
+                    ]
+                )
+                if events:
+                    yield events
+            # The hub only ends when the gateway shuts down; say so, so the client
+            # resumes elsewhere instead of taking the end of the stream as final.
+            raise ApiError(
+                Reason.SHUTTING_DOWN,
+                "the gateway is shutting down; resume from the last sequence received",
+            )
+        finally:
+            await subscription.aclose()
+            await self.close()
+
+    async def close(self) -> None:
+        """Give the caller's stream slot back (once)."""
+        if self._open:
+            self._open = False
+            self._access.close_watch(self._caller, self._entries)
 
 
 class StatusService:
@@ -70,7 +136,7 @@ class StatusService:
         self.access = access if access is not None else AccessControl({})
 
     async def GetStatus(
-        self, request: pb.GetStatusRequest, context: Context, caller: Principal
+        self, request: pb.GetStatusRequest, context: CallContext, caller: Principal
     ) -> pb.Status:
         self._check_name(request.name, caller)
         status = await self._store.get_status(request.name)
@@ -79,7 +145,7 @@ class StatusService:
         return status
 
     async def BatchGetStatuses(
-        self, request: pb.BatchGetStatusesRequest, context: Context, caller: Principal
+        self, request: pb.BatchGetStatusesRequest, context: CallContext, caller: Principal
     ) -> pb.BatchGetStatusesResponse:
         if len(request.names) > MAX_BATCH_GET:
             raise ApiError(Reason.TOO_MANY_NAMES, f"at most {MAX_BATCH_GET} names per call")
@@ -92,7 +158,7 @@ class StatusService:
         )
 
     async def ListStatuses(
-        self, request: pb.ListStatusesRequest, context: Context, caller: Principal
+        self, request: pb.ListStatusesRequest, context: CallContext, caller: Principal
     ) -> pb.ListStatusesResponse:
         parent_source = parse_source_parent(request.parent)
         if parent_source is not None:
@@ -132,7 +198,7 @@ class StatusService:
         return to_query(status_filter, within=parent), parent
 
     async def ListStatusEvents(
-        self, request: pb.ListStatusEventsRequest, context: Context, caller: Principal
+        self, request: pb.ListStatusEventsRequest, context: CallContext, caller: Principal
     ) -> pb.ListStatusEventsResponse:
         self._check_name(request.name, caller)
         limit = paging.page_size(request.page_size)
@@ -146,47 +212,34 @@ class StatusService:
         return response
 
     async def WatchStatuses(
-        self, request: pb.WatchStatusesRequest, context: Context, caller: Principal
+        self, request: pb.WatchStatusesRequest, context: CallContext, caller: Principal
     ) -> AsyncGenerator[bytes, None]:
         """Serialized WatchStatusesResponses (see ``rpc.wire``)."""
+        stream = await self.watch(request, caller)
+        try:
+            async with contextlib.aclosing(stream.batches()) as batches:
+                async for batch in batches:
+                    if batch:
+                        yield self._encoder.encode(batch)
+                    else:
+                        yield pb.WatchStatusesResponse(
+                            caught_up=True, head_sequence=stream.head_sequence
+                        ).SerializeToString()
+        finally:
+            await stream.close()  # also when the client left before the first event
+
+    async def watch(self, request: pb.WatchStatusesRequest, caller: Principal) -> WatchStream:
+        """A Watch stream, checked and counted against the caller's limits now (so a
+        transport can answer a refusal before it starts streaming). Its ``batches``
+        must be iterated or the stream ``close``d."""
         self._validate(request.filter, Reason.INVALID_NAME)
         entries = filter_size(request.filter)
         self.access.open_watch(caller, entries)
         after = request.after_sequence if request.HasField("after_sequence") else None
-        # Prepared once for the whole stream: matching an event never scans the filter.
-        status_filter = PreparedFilter(request.filter)
-        # Most subscribers want everything: then each batch goes out whole.
-        everything = caller.sources is None and status_filter.everything
-        subscription = self._hub.subscribe(after)
-        try:
-            async for batch in subscription:
-                if not batch:
-                    yield _CAUGHT_UP
-                    continue
-                # Other sources' events are left out silently, like in ListStatuses.
-                events = (
-                    batch
-                    if everything
-                    else [
-                        e
-                        for e in batch
-                        if caller.can_see(e.status.source) and status_filter.matches(e.status)
-                    ]
-                )
-                if events:
-                    yield self._encoder.encode(events)
-            # The hub only ends when the gateway shuts down; say so, so the client
-            # resumes elsewhere instead of taking the end of the stream as final.
-            raise ApiError(
-                Reason.SHUTTING_DOWN,
-                "the gateway is shutting down; resume from the last sequence received",
-            )
-        finally:
-            self.access.close_watch(caller, entries)
-            await subscription.aclose()
+        return WatchStream(self._hub, self.access, caller, request.filter, entries, after)
 
     async def PollStatuses(
-        self, request: pb.PollStatusesRequest, context: Context, caller: Principal
+        self, request: pb.PollStatusesRequest, context: CallContext, caller: Principal
     ) -> pb.PollStatusesResponse:
         """Every name gets its own result: a malformed name, an unknown source or a
         provider failure is that name's ``error`` and never fails the others. Only names
@@ -214,7 +267,7 @@ class StatusService:
         return response
 
     async def WaitStatus(
-        self, request: pb.WaitStatusRequest, context: Context, caller: Principal
+        self, request: pb.WaitStatusRequest, context: CallContext, caller: Principal
     ) -> pb.Status:
         self._check_name(request.name, caller)
         if request.condition.WhichOneof("condition") is None:

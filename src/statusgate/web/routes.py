@@ -1,21 +1,19 @@
-"""The HTTP application: webhooks, liveness, readiness and metrics."""
+"""The public HTTP application: webhooks, liveness and readiness. (Metrics are on the
+API listener, ``api.server``: not for the internet.)"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST
 
 from statusgate.web.connections import Guard, guard_middleware
-from statusgate.web.metrics import Metrics
 from statusgate.web.webhooks import WebhookReceiver
 
 
 def build_web_app(
     receiver: WebhookReceiver,
     ready: Callable[[], Awaitable[bool]],
-    metrics: Metrics,
     max_body_bytes: int,
     guard: Guard | None = None,
 ) -> web.Application:
@@ -31,15 +29,9 @@ def build_web_app(
             return web.json_response({"status": "ready"})
         return web.json_response({"status": "store unavailable"}, status=503)
 
-    async def metrics_handler(_: web.Request) -> web.Response:
-        response = web.Response(body=metrics.render())
-        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
-        return response
-
     app.router.add_post("/webhooks/{source}", receiver.handle)
     # Sub-paths: the provider's spec says which it posts to; the others are 404.
     app.router.add_post("/webhooks/{source}/{path:.+}", receiver.handle)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics_handler)
     return app
