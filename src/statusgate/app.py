@@ -1,6 +1,6 @@
 """Composition root: config → store → hub → ingest → HTTP front door + gRPC server +
-API listener (the JSON API and metrics), plus the poll service (PollStatuses, WaitStatus) and the reconciler over the providers'
-APIs.
+API listener (the JSON API and metrics), plus the poll service (PollStatuses,
+WaitStatus) and the reconciler over the providers' APIs.
 
 ``build`` makes every component from the settings and the provider registry; ``serve``
 (``Gateway``), ``replay``, ``register-webhook`` and ``check-config`` all use it, so

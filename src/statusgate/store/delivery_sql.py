@@ -54,7 +54,7 @@ def page_sql(
         base = query.name.rstrip("/")
         # The subject or its descendants, as index ranges (see status_query_sql).
         common.append(
-            "id IN (SELECT delivery_id FROM events WHERE delivery_id IS NOT NULL AND"
+            "id IN (SELECT delivery_id FROM events WHERE delivery_id IS NOT NULL AND"  # noqa: S608
             f" (name = {bind(query.name)} OR (name >= {bind(base + '/')}"
             f" AND name < {bind(base + '0')})))"
         )
