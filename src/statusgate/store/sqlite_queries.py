@@ -245,8 +245,9 @@ def query_deliveries(
     params: list[object] = []
 
     def bind(value: object) -> str:
+        # Numbered, so a placeholder can appear twice (the page size of every branch).
         params.append(value)
-        return "?"
+        return f"?{len(params)}"
 
     sql = delivery_sql.page_sql(
         query,
