@@ -35,10 +35,12 @@ ALLOWED: dict[str, set[str]] = {
     "retention": _BASE | {"core", "logs", "config", "store"},
     "replay": _BASE | {"core", "logs", "config", "store", "ingest"},
 }
-_BELOW_APP = set(ALLOWED)
+# The command line's side of a running gateway: it signs as web.auth verifies.
+ALLOWED["client"] = _BASE | {"core", "logs", "config", "providers", "web"}
+_BELOW_APP = set(ALLOWED) - {"client"}
 ALLOWED["app"] = _BELOW_APP | {"upstream", "web", "rpc", "api"}
 ALLOWED["config_check"] = ALLOWED["app"] | {"app"}
-ALLOWED["cli"] = ALLOWED["config_check"] | {"config_check"}
+ALLOWED["cli"] = ALLOWED["config_check"] | {"config_check", "client"}
 
 
 def part(module: str) -> str:

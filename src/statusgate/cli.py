@@ -1,4 +1,5 @@
-"""``statusgate``: serve the gateway, check a config, and operate it."""
+"""``statusgate``: serve the gateway, check a config, and operate it (against a running
+gateway: ``tail``, ``deliveries``, ``simulate``, in ``client.commands``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from statusgate.app import Gateway, build, load_settings
+from statusgate.client import commands as operating
 from statusgate.config import Settings, SetupError
 from statusgate.logs import configure_logging
 from statusgate.providers.registry import PROVIDERS
@@ -54,7 +56,13 @@ def main(argv: list[str] | None = None) -> int:
         "--url", required=True, help="the public URL of this gateway's POST /webhooks/<source>"
     )
 
+    operating.add_commands(commands)
+
     args = parser.parse_args(argv)
+    if args.command in operating.COMMANDS:
+        # Their output is for a person or a pipe: no JSON log lines in between.
+        logging.basicConfig(level=logging.WARNING, format="statusgate: %(message)s")
+        return operating.run(args)
     configure_logging(
         os.environ.get("STATUSGATE_LOG_LEVEL", "INFO"),
         json_lines=os.environ.get("STATUSGATE_LOG_FORMAT", "json") == "json",

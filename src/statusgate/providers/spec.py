@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from statusgate.config import SourceConfig
 from statusgate.providers.base import WebhookAdapter
 from statusgate.providers.polling import Poller
+from statusgate.providers.scenarios import Scenario
 from statusgate.upstream.http import Sleep
 
 
@@ -186,3 +187,6 @@ class ProviderSpec:
     screen: WebhookScreen | None = None
     # Its deliveries' own ids (see ``IdempotencyKey``); None: it has none.
     idempotency_key: IdempotencyKey | None = None
+    # Realistic sequences of its webhooks for ``statusgate simulate``, made of its
+    # fixtures (``providers.scenarios``); at least one should end in a failure.
+    scenarios: tuple[Scenario, ...] = ()

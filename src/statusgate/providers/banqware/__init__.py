@@ -5,6 +5,7 @@ from pathlib import Path
 from statusgate.providers.banqware.adapter import BanqwareAdapter
 from statusgate.providers.banqware.client import banqware_poller
 from statusgate.providers.banqware.config import BanqwareApi, BanqwareSource, BanqwareStage
+from statusgate.providers.banqware.scenarios import SCENARIOS
 from statusgate.providers.spec import ManualRegistration, ProviderSpec
 
 SPEC = ProviderSpec(
@@ -18,6 +19,7 @@ SPEC = ProviderSpec(
         "{url} in banqware's developer portal."
     ),
     fixtures=Path(__file__).parent / "fixtures",
+    scenarios=SCENARIOS,
     default_source="banqware",
     # Accounts without an accountId are named by their account number (IBAN or local
     # number, compact): the logs mask every account id of a banqware session.

@@ -6,6 +6,7 @@ from statusgate.providers.finbox.adapter import FinboxAdapter
 from statusgate.providers.finbox.client import finbox_poller
 from statusgate.providers.finbox.config import FinboxApi, FinboxSource
 from statusgate.providers.finbox.registration import register_webhook
+from statusgate.providers.finbox.scenarios import SCENARIOS
 from statusgate.providers.spec import ProviderSpec
 
 SPEC = ProviderSpec(
@@ -16,6 +17,7 @@ SPEC = ProviderSpec(
     poller=finbox_poller,
     registration=register_webhook,
     fixtures=Path(__file__).parent / "fixtures",
+    scenarios=SCENARIOS,
     default_source="finbox",
 )
 

@@ -5,6 +5,7 @@ from pathlib import Path
 from statusgate.providers.setu.adapter import SetuAdapter
 from statusgate.providers.setu.client import setu_poller
 from statusgate.providers.setu.config import SetuApi, SetuSource
+from statusgate.providers.setu.scenarios import SCENARIOS
 from statusgate.providers.spec import ManualRegistration, ProviderSpec
 
 SPEC = ProviderSpec(
@@ -18,6 +19,7 @@ SPEC = ProviderSpec(
         "product instance to {url} in Setu's dashboard (Bridge)."
     ),
     fixtures=Path(__file__).parent / "fixtures",
+    scenarios=SCENARIOS,
     default_source="setu",
 )
 

@@ -1,0 +1,1 @@
+"""The command line's side of a running gateway: tail, deliveries, simulate."""
