@@ -158,7 +158,7 @@ async def test_every_admin_rpc_needs_the_admin_permission(tmp_path: Path, call: 
 
 async def test_replay_while_serving_after_a_mapping_fix(
     tmp_path: Path,
-    store_url: str,
+    store_url: str,  # noqa: F811 - the imported fixture
     unfixed: None,
 ) -> None:
     async with operating_gateway(tmp_path, store_url) as gw:
