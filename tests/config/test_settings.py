@@ -638,3 +638,19 @@ def test_grpc_beyond_loopback_needs_tls_and_client_tokens() -> None:
         None, grpc="0.0.0.0:50051", allow_plaintext_grpc=True, clients={"svc": client}
     )
     assert allowed.clients["svc"].permissions == ["read"]
+
+
+def test_the_api_listener_follows_the_grpc_door_s_rule() -> None:
+    client = {"token_sha256": "a" * 64, "sources": ["*"]}
+    with pytest.raises(ConfigError) as raised:
+        load_settings(None, api="0.0.0.0:8081")
+    text = str(raised.value)
+    assert "api_tls: TLS is required when api = '0.0.0.0:8081'" in text
+    assert "clients: client tokens are required when api = '0.0.0.0:8081'" in text
+    with pytest.raises(ConfigError, match="api_tls"):
+        load_settings(None, api="0.0.0.0:8081", clients={"svc": client})
+    allowed = load_settings(
+        None, api="0.0.0.0:8081", allow_plaintext_api=True, clients={"svc": client}
+    )
+    assert allowed.api == "0.0.0.0:8081" and allowed.api_tls is None
+    assert load_settings(None).api == "127.0.0.1:8081"
