@@ -14,11 +14,13 @@ RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 USER statusgate
 WORKDIR /var/lib/statusgate
 # Inside a container the listeners must bind all interfaces, so every source needs
-# webhook authentication (see README: configuration) unless you override http.
+# webhook authentication, and gRPC and the API listener need TLS (or a sidecar's, with
+# allow_plaintext_*) and client tokens (see README: configuration).
 ENV STATUSGATE_HTTP=0.0.0.0:8080 \
     STATUSGATE_GRPC=0.0.0.0:50051 \
+    STATUSGATE_API=0.0.0.0:8081 \
     STATUSGATE_STORE=sqlite:////var/lib/statusgate/statusgate.db
-EXPOSE 8080 50051
+EXPOSE 8080 50051 8081
 VOLUME ["/var/lib/statusgate"]
 ENTRYPOINT ["statusgate"]
 CMD ["serve", "--config", "/etc/statusgate/statusgate.toml"]
