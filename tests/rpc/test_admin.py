@@ -242,3 +242,15 @@ async def test_replay_by_filter_pages_oldest_first(tmp_path: Path, unfixed: None
             with pytest.raises(grpc.aio.AioRpcError) as raised:
                 await admin.ReplayDeliveries(wrong, metadata=metadata(ADMIN))
             assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_reflection_names_the_admin_service(tmp_path: Path) -> None:
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    async with operating_gateway(tmp_path) as gw:
+        reflection = reflection_pb2_grpc.ServerReflectionStub(gw.channel)
+        request = reflection_pb2.ServerReflectionRequest(list_services="")
+        async for answer in reflection.ServerReflectionInfo(iter([request])):
+            names = {s.name for s in answer.list_services_response.service}
+            assert {"statusgate.v1.StatusService", "statusgate.v1.AdminService"} <= names
+            break
