@@ -61,6 +61,8 @@ class Gateway:
         (self.dir / "g.toml").write_text(config(fake_url))
         self.http, self.grpc = free_port(), free_port()
         env = {**os.environ, **ENV, "BENCH_SECRET": SECRET, "STATUSGATE_LOG_LEVEL": "WARNING"}
+        # By variable, not flag: an older --src without an API listener ignores it.
+        env["STATUSGATE_API"] = f"127.0.0.1:{free_port()}"
         if src:
             env["PYTHONPATH"] = src
         limit = (

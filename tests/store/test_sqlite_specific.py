@@ -259,6 +259,8 @@ def test_an_immutable_shm_file_is_refused_at_start_with_one_line(tmp_path: Path)
                 "127.0.0.1:0",
                 "--grpc",
                 "127.0.0.1:0",
+                "--api",
+                "127.0.0.1:0",
                 "--store",
                 f"sqlite:///{db}",
             ],

@@ -39,6 +39,7 @@ async def start(
         config(tmp_path, extra),
         http="127.0.0.1:0",
         grpc="127.0.0.1:0",
+        api="127.0.0.1:0",
         store=f"sqlite:///{tmp_path / 'g.db'}",
         **overrides,
     )
