@@ -83,7 +83,11 @@ async def test_a_banqware_account_number_in_an_event_line_is_masked(
     tmp_path: Path, log_lines: io.StringIO
 ) -> None:
     settings = load_settings(
-        None, http="127.0.0.1:0", grpc="127.0.0.1:0", api="127.0.0.1:0", store=f"sqlite:///{tmp_path / 'g.db'}"
+        None,
+        http="127.0.0.1:0",
+        grpc="127.0.0.1:0",
+        api="127.0.0.1:0",
+        store=f"sqlite:///{tmp_path / 'g.db'}",
     )
     fixture = Path("src/statusgate/providers/banqware/fixtures")
     payload = json.loads((fixture / "session_accounts_finished_details_list.json").read_text())
@@ -112,7 +116,11 @@ async def test_aiohttps_error_lines_carry_no_body_no_credential_and_are_not_erro
         '[sources.bq.auth]\nmethod = "basic"\nusername = "gw"\npassword_env = "BQ_PASSWORD"\n'
     )
     settings = load_settings(
-        config, http="127.0.0.1:0", grpc="127.0.0.1:0", api="127.0.0.1:0", store=f"sqlite:///{tmp_path / 'g.db'}"
+        config,
+        http="127.0.0.1:0",
+        grpc="127.0.0.1:0",
+        api="127.0.0.1:0",
+        store=f"sqlite:///{tmp_path / 'g.db'}",
     )
     logging.getLogger().setLevel(logging.DEBUG)
     gw = await start_gateway(settings)

@@ -59,7 +59,11 @@ async def gw(tmp_path: Path) -> AsyncIterator[RunningGateway]:
     config = tmp_path / "statusgate.toml"
     config.write_text(CONFIG)
     settings = load_settings(
-        config, http="127.0.0.1:0", grpc="127.0.0.1:0", api="127.0.0.1:0", store=f"sqlite:///{tmp_path / 'g.db'}"
+        config,
+        http="127.0.0.1:0",
+        grpc="127.0.0.1:0",
+        api="127.0.0.1:0",
+        store=f"sqlite:///{tmp_path / 'g.db'}",
     )
     running = await start_gateway(settings)
     try:
