@@ -2,8 +2,9 @@
 
 A mapping fix then recovers what arrived before it: each delivery that maps now is
 applied with origin REPLAY (the ordering rules still hold, so a stale replay changes
-nothing) and its verdict becomes *mapped*. Deliveries that still do not map stay as
-they were, for the next fix.
+nothing) and its verdict becomes *mapped*. Deliveries that still do not map keep their
+verdict (with today's reason as their detail), for the next fix. A running gateway
+replays through AdminService instead (``statusgate deliveries replay``).
 """
 
 from __future__ import annotations

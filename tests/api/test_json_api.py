@@ -210,6 +210,8 @@ async def test_every_route_takes_the_grpc_tokens(
 ) -> None:
     code, document = await call(api, method, path, token="", json=body)
     assert (code, document["error"]["status"]) == (401, "UNAUTHENTICATED")
+    async with api.http.request(method, api.api_url(path), json=body) as response:
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
     code, document = await call(api, method, path, token="not-a-token", json=body)
     assert code == 401
     if "deliveries" in path:

@@ -100,6 +100,9 @@ def method_not_allowed(method: str, path: str, allowed: list[str]) -> web.Respon
 
 def response(status: status_pb2.Status, headers: dict[str, str] | None = None) -> web.Response:
     document = error_document(status)
+    if status.code == code_pb2.UNAUTHENTICATED:
+        # RFC 6750: say which scheme the credentials must be in.
+        headers = {"WWW-Authenticate": 'Bearer realm="statusgate"', **(headers or {})}
     return web.Response(
         status=document["error"]["code"],
         body=json.dumps(document, separators=(",", ":")).encode(),

@@ -10,6 +10,7 @@ Replays go through ``Ingest.replay_all``, the one write path, on either store.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
@@ -27,6 +28,8 @@ from statusgate.rpc.handlers import CallContext
 from statusgate.store.base import Store, StoreUnavailableError
 from statusgate.v1 import admin_service_pb2 as admin_pb
 from statusgate.v1.status_pb2 import StatusEvent
+
+log = logging.getLogger(__name__)
 
 MAX_REPLAY_IDS = 1000
 
@@ -119,6 +122,17 @@ class AdminService:
         for (index, _, _), outcome in zip(runnable, outcomes, strict=True):
             _fill(results[index], outcome, dry_run=request.dry_run)
         response.results.extend(results)
+        # An operator's action on stored data: say who did what.
+        log.info(
+            "deliveries replayed",
+            extra={
+                "client": caller.client_id,
+                "dry_run": request.dry_run,
+                "deliveries": len(results),
+                "failed": sum(1 for r in results if r.HasField("error")),
+                "events": sum(len(r.events) for r in results),
+            },
+        )
         return response
 
     async def _page_to_replay(
