@@ -56,3 +56,19 @@ async def test_mutual_tls_on_the_api_listener(tmp_path: Path) -> None:
                     await response.read()
     finally:
         await stop_gateway(gw)
+
+
+async def test_unusable_tls_files_fail_start_up_in_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "statusgate.toml"
+    config.write_text('[api_tls]\ncert_file = "missing.pem"\nkey_file = "missing.key"\n')
+    settings = load_settings(
+        config,
+        http="127.0.0.1:0",
+        grpc="127.0.0.1:0",
+        api="127.0.0.1:0",
+        store=f"sqlite:///{tmp_path / 'g.db'}",
+    )
+    gateway = Gateway(settings)
+    with pytest.raises(OSError, match=r"^cannot use api_tls: .*No such file"):
+        await gateway.start()
+    assert not await gateway.ready()

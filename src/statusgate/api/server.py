@@ -82,9 +82,14 @@ class ApiListener:
         self.port = 0
 
     async def start(self, address: str, tls: GrpcTls | None = None) -> int:
+        try:
+            context = _ssl_context(tls)
+        except (OSError, ssl.SSLError) as error:
+            # One line naming the problem, like a busy port: never a traceback.
+            raise OSError(f"cannot use api_tls: {error}") from None
         await self._runner.setup()
         host, port = split_host_port(address)
-        site = web.TCPSite(self._runner, host, port, ssl_context=_ssl_context(tls))
+        site = web.TCPSite(self._runner, host, port, ssl_context=context)
         try:
             await site.start()
         except OSError as error:
