@@ -236,3 +236,10 @@ async def test_openapi_and_metrics_are_served(api: RunningGateway) -> None:
         assert "/v1/deliveries:replay" in document["paths"]
         async with http.get(api.api_url("/metrics")) as response:
             assert "statusgate_webhooks_total" in await response.text()
+
+
+async def test_an_unknown_caller_is_refused_before_its_request_is_read(
+    api: RunningGateway,
+) -> None:
+    code, document = await call(api, "GET", "/v1/statuses?filter.kinds=BOGUS", token="")
+    assert (code, document["error"]["status"]) == (401, "UNAUTHENTICATED")

@@ -113,12 +113,13 @@ class Transcoder:
             if isinstance(found, web.StreamResponse):
                 return found
             route, variables = found
-            message = route.request_class()
-            self._fill(route, message, request, variables, await request.read())
+            # Who asks first: an unknown caller learns nothing about the request's fields.
             caller = route.access.admit(
                 [("authorization", value) for value in request.headers.getall("Authorization", [])],
                 route.permission,
             )
+            message = route.request_class()
+            self._fill(route, message, request, variables, await request.read())
             if route.method.server_streaming:
                 stream = self._streams[route.method.full_name]
                 return await stream(request, message, route.service, caller)
