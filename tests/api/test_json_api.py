@@ -243,3 +243,13 @@ async def test_an_unknown_caller_is_refused_before_its_request_is_read(
 ) -> None:
     code, document = await call(api, "GET", "/v1/statuses?filter.kinds=BOGUS", token="")
     assert (code, document["error"]["status"]) == (401, "UNAUTHENTICATED")
+
+
+async def test_with_no_clients_on_loopback_every_route_is_open(gw: RunningGateway) -> None:
+    assert (await gw.post("finbox", finbox_expiry("open-1")))[0] == 200
+    code, listed = await call(gw, "GET", "/v1/deliveries", token="")
+    assert code == 200 and len(listed["deliveries"]) == 1
+    code, replayed = await call(
+        gw, "POST", "/v1/deliveries:replay", token="", json={"ids": [listed["deliveries"][0]["id"]]}
+    )
+    assert code == 200 and "error" not in replayed["results"][0]
