@@ -5,6 +5,7 @@ across a restart."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import sys
@@ -15,6 +16,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from statusgate.app import load_settings
+from statusgate.client.simulate import simulate
+from statusgate.providers.registry import PROVIDERS
 from tests.conftest import RunningGateway, start_gateway, stop_gateway
 from tests.operating import ADMIN, READER, operating_gateway
 from tests.payloads import finbox_expiry
@@ -285,3 +288,28 @@ async def test_tail_follows_across_a_gateway_restart(tmp_path: Path) -> None:
         _, err = await tail.communicate()
         gateway.terminate()
     assert "resuming after sequence 2" in err.decode()
+
+
+async def test_every_scenario_of_every_provider_is_accepted(gw: RunningGateway) -> None:
+    """Against a gateway with the default sources, run in-process (the subprocess tests
+    above cover the command itself): each run maps, twice (fresh ids, and fresh message
+    ids and times where a provider checks them)."""
+    settings = load_settings(None)
+    for spec in PROVIDERS:
+        for scenario in spec.scenarios:
+            for _ in range(2):
+                out, err = io.StringIO(), io.StringIO()
+                code = await simulate(
+                    PROVIDERS,
+                    settings,
+                    spec.name,
+                    scenario.name,
+                    url=gw.url(f"/webhooks/{spec.name}"),
+                    source_id="",
+                    jws_key=None,
+                    out=out,
+                    err=err,
+                )
+                answers = out.getvalue().splitlines()
+                assert code == 0, (scenario.name, answers, err.getvalue())
+                assert answers and all(" → 200 " in answer for answer in answers), answers

@@ -28,8 +28,9 @@ from statusgate.core.names import InvalidNameError, parse_name
 class ScenarioStep:
     # The stem of a golden fixture of the provider (``upload_completed``).
     fixture: str
-    # The sub-path under the source's URL it is posted to ("" for the URL itself).
-    path: str = ""
+    # The sub-path under the source's URL it is posted to; None: the fixture's own
+    # ``path`` ("" when it has none, the URL itself).
+    path: str | None = None
     # Ids of this fixture that mean the same subject as an id of an earlier step.
     same_as: Mapping[str, str] = field(default_factory=dict)
 
@@ -40,6 +41,9 @@ class Scenario:
     name: str
     description: str
     steps: tuple[ScenarioStep, ...]
+    # What else a provider wants new in every message sent (a message id, a timestamp
+    # inside its window): applied to each step's payload after the ids are replaced.
+    refresh: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,14 +67,14 @@ def webhooks(
             if canonical not in replacements:
                 replacements[canonical] = make(canonical)
             replacements[old] = replacements[canonical]
-    return [
-        SimulatedWebhook(
-            label=step.fixture,
-            path=step.path,
-            body=json.dumps(_replaced(document["payload"], replacements)).encode(),
-        )
-        for step, document in loaded
-    ]
+    out = []
+    for step, document in loaded:
+        payload = _replaced(document["payload"], replacements)
+        if scenario.refresh is not None:
+            payload = scenario.refresh(payload)
+        path = step.path if step.path is not None else str(document.get("path", ""))
+        out.append(SimulatedWebhook(step.fixture, path, json.dumps(payload).encode()))
+    return out
 
 
 def fresh_id(old: str) -> str:

@@ -13,6 +13,7 @@ from statusgate.providers.rebit.adapter import RebitAdapter
 from statusgate.providers.rebit.answers import acknowledgement
 from statusgate.providers.rebit.client import rebit_poller
 from statusgate.providers.rebit.config import RebitApi, RebitSigning, RebitSource
+from statusgate.providers.rebit.scenarios import SCENARIOS
 from statusgate.providers.rebit.screen import idempotency_key, screen
 from statusgate.providers.spec import ManualRegistration, ProviderSpec
 
@@ -33,6 +34,7 @@ SPEC = ProviderSpec(
     acknowledgement=acknowledgement,
     screen=screen,
     idempotency_key=idempotency_key,
+    scenarios=SCENARIOS,
 )
 
 __all__ = ["SPEC", "RebitAdapter", "RebitApi", "RebitSigning", "RebitSource"]
