@@ -48,11 +48,11 @@ def merge(updates: Iterable[Status]) -> list[Status]:
     """One update per subject, in the order the subjects first appear: what several
     answers said about a subject, folded by the very rules ``apply`` runs.
 
-    A poll calls several endpoints that each describe part of a subject (FinBox's upload
-    status, then its processing, then the per-account verdicts). Applied one by one they
+    A poll calls several endpoints that each describe part of a subject (an upload
+    status, then the processing, then per-account verdicts). Applied one by one they
     would emit every step, including a state the provider never reported (COMPLETED at
-    UPLOAD, then a provisional IN_PROGRESS at PROCESSING, then COMPLETED); merged, the
-    subject makes the one change the provider's answers add up to.
+    the first stage, then a provisional IN_PROGRESS at the next, then COMPLETED);
+    merged, the subject makes the one change the provider's answers add up to.
     """
     merged: dict[str, Status] = {}
     for update in updates:

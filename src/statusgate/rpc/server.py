@@ -1,4 +1,4 @@
-"""The grpc.aio server: StatusService, health and reflection on one port."""
+"""The grpc.aio server: StatusService, health and reflection (v1 and v1alpha) on one port."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import grpc
 from google.protobuf import message_factory
 from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from statusgate.config import GrpcTls
 from statusgate.rpc.access import PERMISSIONS
 from statusgate.rpc.handlers import server_streaming, unary
+from statusgate.rpc.reflection import enable_reflection
 from statusgate.rpc.service import StatusService
 from statusgate.v1 import status_pb2, status_service_pb2
 
@@ -42,9 +42,7 @@ class RpcServer:
         self.server.add_generic_rpc_handlers((service_handler(service),))
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
-        )
+        enable_reflection(self.server, (SERVICE_NAME, health.SERVICE_NAME))
         self.port = 0
 
     async def start(self, address: str, tls: GrpcTls | None = None) -> int:
