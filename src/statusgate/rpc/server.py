@@ -13,6 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from statusgate.config import GrpcTls
 from statusgate.rpc.access import PERMISSIONS
 from statusgate.rpc.handlers import server_streaming, unary
+from statusgate.rpc.health import HealthService
 from statusgate.rpc.reflection import enable_reflection
 from statusgate.rpc.service import StatusService
 from statusgate.v1 import status_pb2, status_service_pb2
@@ -40,7 +41,7 @@ class RpcServer:
     def __init__(self, service: StatusService) -> None:
         self.server = grpc.aio.server(options=_OPTIONS)
         self.server.add_generic_rpc_handlers((service_handler(service),))
-        self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
+        self.health = HealthService()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         enable_reflection(self.server, (SERVICE_NAME, health.SERVICE_NAME))
         self.port = 0
@@ -73,7 +74,9 @@ class RpcServer:
             await self.health.set(service, state)
 
     async def stop(self, grace: float) -> None:
-        await self.set_serving(False)
+        # NOT_SERVING first, and held-open health Watch streams ended, so the grace
+        # period is spent on the calls in flight, not on a balancer's health stream.
+        await self.health.shut_down()
         await self.server.stop(grace)
 
 
