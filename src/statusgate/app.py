@@ -21,7 +21,14 @@ from typing import Any
 from aiohttp import web
 
 from statusgate import config
-from statusgate.config import Settings, SetupError, split_host_port
+from statusgate.config import (
+    Settings,
+    SetupError,
+    SetupProblems,
+    bind_failure,
+    check_bindable,
+    split_host_port,
+)
 from statusgate.core.filters import FilterLimits
 from statusgate.core.hub import Hub
 from statusgate.ingest import Ingest
@@ -36,7 +43,7 @@ from statusgate.retention import RetentionTask
 from statusgate.rpc.access import AccessControl
 from statusgate.rpc.server import RpcServer
 from statusgate.rpc.service import StatusService
-from statusgate.store.base import Store
+from statusgate.store.base import Store, StoreUnavailableError
 from statusgate.store.factory import open_store
 from statusgate.upstream.http import Sleep
 from statusgate.web.auth import WebhookVerifier, build_verifier
@@ -103,6 +110,14 @@ def build(
             pollers[source_id] = spec.poller(source, sleep=sleep)
         except SetupError as exc:
             problems.extend(exc.located(f"sources.{source_id}.api.").problems)
+    if settings.grpc_tls is not None:
+        # Read at start-up by the gRPC server: found here, so check-config finds it too.
+        found = SetupProblems()
+        for setting in ("cert_file", "key_file", "client_ca_file"):
+            path = getattr(settings.grpc_tls, setting)
+            if path is not None:
+                found.readable(f"grpc_tls.{setting}", path)
+        problems.extend(found.problems)
     if store is None:
         try:
             store = open_store(settings.store)
@@ -129,6 +144,12 @@ def build(
         metrics,
         waits,
     )
+
+
+class StartupError(Exception):
+    """``serve`` cannot start: the message is one line saying what failed and what to
+    do (a busy port, an unreachable or missing store, a store another process holds,
+    an unreadable TLS file)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +183,8 @@ class Gateway:
 
     async def start(self) -> BoundPorts:
         """Open the store and listen; on any failure, undo what was started (a busy
-        port must not leave the other listener or the store open) and raise."""
+        port must not leave the other listener or the store open) and raise:
+        ``StartupError`` for what the operator must fix."""
         try:
             return await self._start()
         except BaseException:
@@ -171,7 +193,17 @@ class Gateway:
 
     async def _start(self) -> BoundPorts:
         install_client_error_filter()
-        await self.store.open()
+        # A busy or foreign address is found before anything is opened or migrated
+        # (binding itself may still lose a race, and says so the same way).
+        try:
+            check_bindable("HTTP", self.settings.http, "--http")
+            check_bindable("gRPC", self.settings.grpc, "--grpc")
+        except OSError as error:
+            raise StartupError(str(error.strerror or error)) from None
+        try:
+            await self.store.open()
+        except StoreUnavailableError as error:
+            raise StartupError(str(error)) from None
         # Listen before reading the last sequence: a commit by another replica in between
         # is then heard (hearing one twice is harmless).
         self.store.add_commit_listener(self.hub.notify)
@@ -213,7 +245,10 @@ class Gateway:
         await self._runner.setup()
         host, port = split_host_port(self.settings.http)
         self._site = web.TCPSite(self._runner, host, port)
-        await self._site.start()
+        try:
+            await self._site.start()
+        except OSError as error:
+            raise StartupError(bind_failure("HTTP", self.settings.http, error, "--http")) from None
         http_port = _bound_port(self._site)
 
         service = StatusService(
@@ -229,7 +264,10 @@ class Gateway:
             parts.waits,
         )
         self._rpc = RpcServer(service)
-        grpc_port = await self._rpc.start(self.settings.grpc, self.settings.grpc_tls)
+        try:
+            grpc_port = await self._rpc.start(self.settings.grpc, self.settings.grpc_tls)
+        except OSError as error:
+            raise StartupError(str(error.strerror or error)) from None
         self.reconciler.start()
         self.retention.start()
         self._serving = True

@@ -492,6 +492,9 @@ def test_example_is_valid_once_its_secrets_and_files_exist(
         "sources.finvu.signing.private_key_file",
         "sources.finvu.api.client_id_env",
         "sources.finvu.api.client_secret_env",
+        "grpc_tls.cert_file",
+        "grpc_tls.key_file",
+        "grpc_tls.client_ca_file",
     ]
     assert problems[0] == (
         "sources.finbox-main.auth.secret_env: the environment variable "
@@ -521,6 +524,9 @@ def test_example_is_valid_once_its_secrets_and_files_exist(
     (tmp_path / "tls" / "banqware-client.crt").write_bytes(_self_signed(rsa_key))
     (tmp_path / "tls" / "banqware-client.key").write_bytes(_private_pem(rsa_key))
     (tmp_path / "tls" / "banqware-ca.pem").write_bytes(_self_signed(rsa_key))
+    (tmp_path / "tls" / "statusgate.crt").write_bytes(_self_signed(rsa_key))
+    (tmp_path / "tls" / "statusgate.key").write_bytes(_private_pem(rsa_key))
+    (tmp_path / "tls" / "internal-ca.pem").write_bytes(_self_signed(rsa_key))
     assert check_config(path) == []
 
 

@@ -55,6 +55,7 @@ from statusgate.config.gateway import (
     split_host_port,
     validation_problems,
 )
+from statusgate.config.listen import bind_failure, check_bindable
 from statusgate.config.sources import (
     ApiConfig,
     PollSchedule,
@@ -99,6 +100,8 @@ __all__ = [
     "SourceConfig",
     "SourceId",
     "StrictModel",
+    "bind_failure",
+    "check_bindable",
     "is_loopback",
     "load_settings",
     "read_secret",

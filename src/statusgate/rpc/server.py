@@ -10,7 +10,7 @@ from google.protobuf import message_factory
 from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from statusgate.config import GrpcTls
+from statusgate.config import GrpcTls, check_bindable
 from statusgate.rpc.access import PERMISSIONS
 from statusgate.rpc.handlers import server_streaming, unary
 from statusgate.rpc.health import HealthService
@@ -48,12 +48,17 @@ class RpcServer:
 
     async def start(self, address: str, tls: GrpcTls | None = None) -> int:
         """Listen on HOST:PORT (port 0 picks a free one), with TLS when configured;
-        returns the bound port."""
+        returns the bound port. Raises OSError saying why it cannot."""
+        credentials = server_credentials(tls) if tls is not None else None
+        # Tried first with a plain socket: grpc's own failure to bind is a bare
+        # RuntimeError, and its C core prints a line of its own to stderr, outside the
+        # gateway's log format.
+        check_bindable("gRPC", address, "--grpc")
         try:
-            if tls is None:
+            if credentials is None:
                 self.port = self.server.add_insecure_port(address)
             else:
-                self.port = self.server.add_secure_port(address, server_credentials(tls))
+                self.port = self.server.add_secure_port(address, credentials)
         except RuntimeError:  # grpc's "Failed to bind": in use, or not an address here
             self.port = 0
         if self.port == 0:
@@ -82,12 +87,21 @@ class RpcServer:
 
 def server_credentials(tls: GrpcTls) -> grpc.ServerCredentials:
     """TLS from PEM files; with a client CA, clients must present a certificate it
-    signed (mutual TLS)."""
-    key_and_chain = (Path(tls.key_file).read_bytes(), Path(tls.cert_file).read_bytes())
-    client_ca = Path(tls.client_ca_file).read_bytes() if tls.client_ca_file else None
+    signed (mutual TLS). Raises OSError naming the file that cannot be read."""
+    key_and_chain = (_pem("key_file", tls.key_file), _pem("cert_file", tls.cert_file))
+    client_ca = _pem("client_ca_file", tls.client_ca_file) if tls.client_ca_file else None
     return grpc.ssl_server_credentials(
         [key_and_chain], root_certificates=client_ca, require_client_auth=client_ca is not None
     )
+
+
+def _pem(setting: str, path: Path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise OSError(
+            error.errno, f"cannot read grpc_tls.{setting} {path}: {error.strerror or error}"
+        ) from None
 
 
 def service_handler(service: StatusService) -> grpc.GenericRpcHandler[Any, Any]:

@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 
+_FIX_URL = "point the store elsewhere (--store, STATUSGATE_STORE)"
+
+
 class SqliteStore:
     """``Store`` on a SQLite file.
 
@@ -118,7 +121,10 @@ class SqliteStore:
             self._state = "closed"
             self._release_process_lock()
             if isinstance(exc, sqlite3.Error | OSError):
-                raise StoreUnavailableError(f"cannot open SQLite store {self.path}: {exc}") from exc
+                raise StoreUnavailableError(
+                    f"cannot open the SQLite store {self.path}: {exc}; check that the file is "
+                    f"a statusgate database and writable, or {_FIX_URL}"
+                ) from exc
             raise
         self._read_pool = ThreadPoolExecutor(self._read_threads, thread_name_prefix="sqlite-read")
         self._state = "open"
@@ -153,14 +159,16 @@ class SqliteStore:
             lock = open(f"{self.path}.lock", "a+b")  # noqa: SIM115 - held until close()
         except OSError as error:
             self._state = "closed"
-            raise StoreUnavailableError(f"cannot open SQLite store {self.path}: {error}") from error
+            raise StoreUnavailableError(self._unopenable(error)) from error
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             lock.close()
             self._state = "closed"
             raise StoreUnavailableError(
-                f"the SQLite store {self.path} is in use by another statusgate process"
+                f"the SQLite store {self.path} is in use by another statusgate process: stop "
+                "that one first, or give this gateway a store of its own (--store); "
+                "processes that share a store use PostgreSQL"
             ) from None
         self._lock_file = lock
 
@@ -178,9 +186,23 @@ class SqliteStore:
             except OSError as error:
                 raise StoreUnavailableError(
                     f"cannot open SQLite store {self.path}: {path.name} is not writable "
-                    f"({error.strerror or error})"
+                    f"({error.strerror or error}); make it writable, or {_FIX_URL}"
                 ) from None
             os.close(fd)
+
+    def _unopenable(self, error: OSError) -> str:
+        directory = os.path.dirname(self.path) or "."
+        if isinstance(error, FileNotFoundError):
+            return (
+                f"cannot open the SQLite store {self.path}: the directory {directory} does "
+                f"not exist; create it, or {_FIX_URL}"
+            )
+        if isinstance(error, PermissionError):
+            return (
+                f"cannot open the SQLite store {self.path}: this user may not write in "
+                f"{directory}; give it that right, or {_FIX_URL}"
+            )
+        return f"cannot open the SQLite store {self.path}: {error.strerror or error}; {_FIX_URL}"
 
     def _release_process_lock(self) -> None:
         if self._lock_file is not None:
