@@ -22,9 +22,11 @@ from aiohttp import web
 
 from statusgate import config
 from statusgate.config import (
+    GrpcTls,
     Settings,
     SetupError,
     SetupProblems,
+    SourceConfig,
     bind_failure,
     check_bindable,
     split_host_port,
@@ -96,28 +98,17 @@ def build(
     acknowledgements: dict[str, Acknowledgement] = {}
     pollers: dict[str, Poller] = {}
     for source_id, source in settings.sources.items():
-        spec = registry.for_source(source)
-        mask_account_segments(source_id, spec.account_number_segments)
-        try:
-            verifiers[source_id] = build_verifier(source.auth)
-        except SetupError as exc:
-            problems.extend(exc.located(f"sources.{source_id}.auth.").problems)
-        try:
-            acknowledgements[source_id] = spec.acknowledgement(source)
-        except SetupError as exc:
-            problems.extend(exc.located(f"sources.{source_id}.").problems)
-        try:
-            pollers[source_id] = spec.poller(source, sleep=sleep)
-        except SetupError as exc:
-            problems.extend(exc.located(f"sources.{source_id}.api.").problems)
+        mask_account_segments(source_id, registry.for_source(source).account_number_segments)
+        built = build_source(source, registry, sleep=sleep)
+        problems.extend(built.problems)
+        if built.verifier is not None:
+            verifiers[source_id] = built.verifier
+        if built.acknowledgement is not None:
+            acknowledgements[source_id] = built.acknowledgement
+        if built.poller is not None:
+            pollers[source_id] = built.poller
     if settings.grpc_tls is not None:
-        # Read at start-up by the gRPC server: found here, so check-config finds it too.
-        found = SetupProblems()
-        for setting in ("cert_file", "key_file", "client_ca_file"):
-            path = getattr(settings.grpc_tls, setting)
-            if path is not None:
-                found.readable(f"grpc_tls.{setting}", path)
-        problems.extend(found.problems)
+        problems.extend(tls_problems(settings.grpc_tls))
     if store is None:
         try:
             store = open_store(settings.store)
@@ -144,6 +135,54 @@ def build(
         metrics,
         waits,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltSource:
+    """One source's parts, each None when building it met a problem."""
+
+    verifier: WebhookVerifier | None
+    acknowledgement: Acknowledgement | None
+    poller: Poller | None
+    # Located ``sources.<id>.auth.…``, ``sources.<id>.api.…``, or wherever in the
+    # source table a provider's answers read their keys.
+    problems: list[tuple[str, str]]
+
+
+def build_source(
+    source: SourceConfig, registry: Registry = PROVIDERS, *, sleep: Sleep = asyncio.sleep
+) -> BuiltSource:
+    """One source's webhook verifier, answers and poller, and every problem building
+    them met (``build`` and check-config both use it)."""
+    spec = registry.for_source(source)
+    problems: list[tuple[str, str]] = []
+    verifier: WebhookVerifier | None = None
+    acknowledgement: Acknowledgement | None = None
+    poller: Poller | None = None
+    try:
+        verifier = build_verifier(source.auth)
+    except SetupError as exc:
+        problems.extend(exc.located(f"sources.{source.id}.auth.").problems)
+    try:
+        acknowledgement = spec.acknowledgement(source)
+    except SetupError as exc:
+        problems.extend(exc.located(f"sources.{source.id}.").problems)
+    try:
+        poller = spec.poller(source, sleep=sleep)
+    except SetupError as exc:
+        problems.extend(exc.located(f"sources.{source.id}.api.").problems)
+    return BuiltSource(verifier, acknowledgement, poller, problems)
+
+
+def tls_problems(tls: GrpcTls) -> list[tuple[str, str]]:
+    """The gRPC server reads its TLS files at start-up: found here, so check-config
+    finds them too."""
+    found = SetupProblems()
+    for setting in ("cert_file", "key_file", "client_ca_file"):
+        path = getattr(tls, setting)
+        if path is not None:
+            found.readable(f"grpc_tls.{setting}", path)
+    return found.problems
 
 
 class StartupError(Exception):

@@ -53,6 +53,7 @@ from statusgate.config.gateway import (
     load_settings,
     settings_for,
     split_host_port,
+    valid_parts,
     validation_problems,
 )
 from statusgate.config.listen import bind_failure, check_bindable
@@ -107,5 +108,6 @@ __all__ = [
     "read_secret",
     "settings_for",
     "split_host_port",
+    "valid_parts",
     "validation_problems",
 ]

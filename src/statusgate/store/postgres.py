@@ -343,6 +343,22 @@ def _check_limit(limit: int) -> None:
         raise ValueError(f"limit must be positive, not {limit}")
 
 
+PROBE_TIMEOUT = 5.0
+
+
+async def probe(url: str) -> str | None:
+    """Whether a gateway could open the store at ``url`` (the server answers, the
+    database exists, the user is accepted): None, or the one line ``open`` would fail
+    with. Nothing is created or migrated."""
+    dsn = queries.ConnectionConfig.from_url(url).dsn
+    try:
+        conn = await asyncpg.connect(dsn, timeout=PROBE_TIMEOUT)
+    except _OPEN_ERRORS as exc:
+        return _open_failure(dsn, exc)
+    await _close_quietly(conn)
+    return None
+
+
 _FIX_URL = "fix the store URL (--store, STATUSGATE_STORE)"
 
 

@@ -10,6 +10,7 @@ read-only connection each, which WAL lets proceed while the writer commits.
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import functools
 import logging
@@ -42,6 +43,33 @@ _T = TypeVar("_T")
 
 
 _FIX_URL = "point the store elsewhere (--store, STATUSGATE_STORE)"
+
+
+def probe(path: str) -> str | None:
+    """Whether a gateway could create or open the SQLite store at ``path`` (its
+    directory exists and is writable): None, or the one line ``open`` would fail with.
+    Nothing is created, and no lock is taken (a running gateway may hold it)."""
+    directory = os.path.dirname(path) or "."
+    if not os.path.isdir(directory):
+        return _unopenable(path, FileNotFoundError(errno.ENOENT, "missing", directory))
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return _unopenable(path, PermissionError(errno.EACCES, "denied", directory))
+    return None
+
+
+def _unopenable(path: str, error: OSError) -> str:
+    directory = os.path.dirname(path) or "."
+    if isinstance(error, FileNotFoundError):
+        return (
+            f"cannot open the SQLite store {path}: the directory {directory} does "
+            f"not exist; create it, or {_FIX_URL}"
+        )
+    if isinstance(error, PermissionError):
+        return (
+            f"cannot open the SQLite store {path}: this user may not write in "
+            f"{directory}; give it that right, or {_FIX_URL}"
+        )
+    return f"cannot open the SQLite store {path}: {error.strerror or error}; {_FIX_URL}"
 
 
 class SqliteStore:
@@ -159,7 +187,7 @@ class SqliteStore:
             lock = open(f"{self.path}.lock", "a+b")  # noqa: SIM115 - held until close()
         except OSError as error:
             self._state = "closed"
-            raise StoreUnavailableError(self._unopenable(error)) from error
+            raise StoreUnavailableError(_unopenable(str(self.path), error)) from error
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -189,20 +217,6 @@ class SqliteStore:
                     f"({error.strerror or error}); make it writable, or {_FIX_URL}"
                 ) from None
             os.close(fd)
-
-    def _unopenable(self, error: OSError) -> str:
-        directory = os.path.dirname(self.path) or "."
-        if isinstance(error, FileNotFoundError):
-            return (
-                f"cannot open the SQLite store {self.path}: the directory {directory} does "
-                f"not exist; create it, or {_FIX_URL}"
-            )
-        if isinstance(error, PermissionError):
-            return (
-                f"cannot open the SQLite store {self.path}: this user may not write in "
-                f"{directory}; give it that right, or {_FIX_URL}"
-            )
-        return f"cannot open the SQLite store {self.path}: {error.strerror or error}; {_FIX_URL}"
 
     def _release_process_lock(self) -> None:
         if self._lock_file is not None:
