@@ -1,4 +1,4 @@
-"""Whether an update moves a subject forward (DESIGN.md §4).
+"""Whether an update moves a subject forward: the ordering rules.
 
 Providers send duplicates, late and out-of-order updates. ``apply`` is the one place that
 decides, as a pure function of the current snapshot and the update, so the SQLite and
