@@ -614,7 +614,7 @@ _PLUMBING = (
 
 
 def _function(frame: str) -> str:
-    """``name (path/to/module.py:123)`` → ``name (to/module.py)``."""
+    """``name (/usr/lib/python3.11/asyncio/events.py:123)`` → ``name (asyncio/events.py)``."""
     name, _, where = frame.partition(" (")
     file = where.rstrip(")").rsplit(":", 1)[0]
     parts = Path(file).parts

@@ -8,8 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python}
 out=src/statusgate/v1
-# google/rpc/status.proto and google/api/*.proto are vendored under third_party/protos
-# (see buf.yaml);
+# google/rpc/*.proto and google/api/*.proto are vendored under third_party/protos (see
+# buf.yaml); their Python code comes from googleapis-common-protos.
 common=third_party/protos
 tools=$("$python" -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))')
 find "$out" -name '*_pb2*.py*' -delete

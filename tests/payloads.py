@@ -1,4 +1,4 @@
-"""Provider payloads as PROVIDERS.md documents them, for the end-to-end tests."""
+"""Provider payloads as the providers document them, for the end-to-end tests."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from statusgate.app import load_settings
-from statusgate.logs import JsonFormatter, redact, register_secret
+from statusgate.logs import JsonFormatter, TextFormatter, redact, register_secret, request_id
 from tests.conftest import start_gateway, stop_gateway
 from tests.payloads import finbox_upload
 
@@ -82,3 +82,26 @@ async def test_a_webhook_and_its_events_share_a_request_id_and_leak_nothing(
     everything = log_lines.getvalue()
     assert "finbox-shared-secret-1" not in everything
     assert "918020054478311" not in everything
+
+
+def test_the_text_format_keeps_every_field() -> None:
+    """For humans, the same fields as the JSON lines: request id, source, verdict,
+    events, as key=value."""
+    register_secret("text-format-secret-1")
+    record = logging.LogRecord(
+        "statusgate.web.webhooks", logging.INFO, "", 0, "webhook stored", None, None
+    )
+    record.source = "finbox"
+    record.verdict = "mapped"
+    record.events = "sources/finbox/sessions/s1 sources/finbox/sessions/s1/accounts/a1"
+    record.note = "text-format-secret-1"
+    token = request_id.set("0190abc")
+    try:
+        line = TextFormatter().format(record)
+    finally:
+        request_id.reset(token)
+    assert line.endswith(
+        " INFO statusgate.web.webhooks: webhook stored request_id=0190abc "
+        'events="sources/finbox/sessions/s1 sources/finbox/sessions/s1/accounts/a1" '
+        "note=[secret] source=finbox verdict=mapped"
+    )

@@ -1,4 +1,4 @@
-"""Two real ``statusgate serve`` processes on one real PostgreSQL schema (DESIGN.md §7).
+"""Two real ``statusgate serve`` processes on one real PostgreSQL schema.
 
 Webhooks are posted to both replicas at once; Watch subscribers on both replicas must
 each see every event exactly once, in sequence order, with no gap, including the events

@@ -22,7 +22,16 @@ from aiohttp import web
 
 from statusgate import config
 from statusgate.api.server import ApiListener, build_api_app
-from statusgate.config import Settings, SetupError, split_host_port
+from statusgate.config import (
+    GrpcTls,
+    Settings,
+    SetupError,
+    SetupProblems,
+    SourceConfig,
+    bind_failure,
+    check_bindable,
+    split_host_port,
+)
 from statusgate.core.filters import FilterLimits
 from statusgate.core.hub import Hub
 from statusgate.ingest import Ingest
@@ -38,7 +47,7 @@ from statusgate.rpc.access import AccessControl
 from statusgate.rpc.admin import AdminService
 from statusgate.rpc.server import RpcServer
 from statusgate.rpc.service import StatusService
-from statusgate.store.base import Store
+from statusgate.store.base import Store, StoreUnavailableError
 from statusgate.store.factory import open_store
 from statusgate.upstream.http import Sleep
 from statusgate.web.auth import WebhookVerifier, build_verifier
@@ -91,20 +100,17 @@ def build(
     acknowledgements: dict[str, Acknowledgement] = {}
     pollers: dict[str, Poller] = {}
     for source_id, source in settings.sources.items():
-        spec = registry.for_source(source)
-        mask_account_segments(source_id, spec.account_number_segments)
-        try:
-            verifiers[source_id] = build_verifier(source.auth)
-        except SetupError as exc:
-            problems.extend(exc.located(f"sources.{source_id}.auth.").problems)
-        try:
-            acknowledgements[source_id] = spec.acknowledgement(source)
-        except SetupError as exc:
-            problems.extend(exc.located(f"sources.{source_id}.").problems)
-        try:
-            pollers[source_id] = spec.poller(source, sleep=sleep)
-        except SetupError as exc:
-            problems.extend(exc.located(f"sources.{source_id}.api.").problems)
+        mask_account_segments(source_id, registry.for_source(source).account_number_segments)
+        built = build_source(source, registry, sleep=sleep)
+        problems.extend(built.problems)
+        if built.verifier is not None:
+            verifiers[source_id] = built.verifier
+        if built.acknowledgement is not None:
+            acknowledgements[source_id] = built.acknowledgement
+        if built.poller is not None:
+            pollers[source_id] = built.poller
+    if settings.grpc_tls is not None:
+        problems.extend(tls_problems(settings.grpc_tls))
     if store is None:
         try:
             store = open_store(settings.store)
@@ -131,6 +137,60 @@ def build(
         metrics,
         waits,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltSource:
+    """One source's parts, each None when building it met a problem."""
+
+    verifier: WebhookVerifier | None
+    acknowledgement: Acknowledgement | None
+    poller: Poller | None
+    # Located ``sources.<id>.auth.…``, ``sources.<id>.api.…``, or wherever in the
+    # source table a provider's answers read their keys.
+    problems: list[tuple[str, str]]
+
+
+def build_source(
+    source: SourceConfig, registry: Registry = PROVIDERS, *, sleep: Sleep = asyncio.sleep
+) -> BuiltSource:
+    """One source's webhook verifier, answers and poller, and every problem building
+    them met (``build`` and check-config both use it)."""
+    spec = registry.for_source(source)
+    problems: list[tuple[str, str]] = []
+    verifier: WebhookVerifier | None = None
+    acknowledgement: Acknowledgement | None = None
+    poller: Poller | None = None
+    try:
+        verifier = build_verifier(source.auth)
+    except SetupError as exc:
+        problems.extend(exc.located(f"sources.{source.id}.auth.").problems)
+    try:
+        acknowledgement = spec.acknowledgement(source)
+    except SetupError as exc:
+        problems.extend(exc.located(f"sources.{source.id}.").problems)
+    try:
+        poller = spec.poller(source, sleep=sleep)
+    except SetupError as exc:
+        problems.extend(exc.located(f"sources.{source.id}.api.").problems)
+    return BuiltSource(verifier, acknowledgement, poller, problems)
+
+
+def tls_problems(tls: GrpcTls) -> list[tuple[str, str]]:
+    """The gRPC server reads its TLS files at start-up: found here, so check-config
+    finds them too."""
+    found = SetupProblems()
+    for setting in ("cert_file", "key_file", "client_ca_file"):
+        path = getattr(tls, setting)
+        if path is not None:
+            found.readable(f"grpc_tls.{setting}", path)
+    return found.problems
+
+
+class StartupError(Exception):
+    """``serve`` cannot start: the message is one line saying what failed and what to
+    do (a busy port, an unreachable or missing store, a store another process holds,
+    an unreadable TLS file)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +226,8 @@ class Gateway:
 
     async def start(self) -> BoundPorts:
         """Open the store and listen; on any failure, undo what was started (a busy
-        port must not leave the other listener or the store open) and raise."""
+        port must not leave the other listener or the store open) and raise:
+        ``StartupError`` for what the operator must fix."""
         try:
             return await self._start()
         except BaseException:
@@ -175,7 +236,18 @@ class Gateway:
 
     async def _start(self) -> BoundPorts:
         install_client_error_filter()
-        await self.store.open()
+        # A busy or foreign address is found before anything is opened or migrated
+        # (binding itself may still lose a race, and says so the same way).
+        try:
+            check_bindable("HTTP", self.settings.http, "--http")
+            check_bindable("gRPC", self.settings.grpc, "--grpc")
+            check_bindable("API", self.settings.api, "--api")
+        except OSError as error:
+            raise StartupError(str(error.strerror or error)) from None
+        try:
+            await self.store.open()
+        except StoreUnavailableError as error:
+            raise StartupError(str(error)) from None
         # Listen before reading the last sequence: a commit by another replica in between
         # is then heard (hearing one twice is harmless).
         self.store.add_commit_listener(self.hub.notify)
@@ -215,7 +287,10 @@ class Gateway:
         await self._runner.setup()
         host, port = split_host_port(self.settings.http)
         self._site = web.TCPSite(self._runner, host, port)
-        await self._site.start()
+        try:
+            await self._site.start()
+        except OSError as error:
+            raise StartupError(bind_failure("HTTP", self.settings.http, error, "--http")) from None
         http_port = _bound_port(self._site)
 
         # One AccessControl for both doors: a client's Watch streams are counted together.
@@ -234,7 +309,10 @@ class Gateway:
         )
         admin = AdminService(self.store, parts.ingest, self.settings.sources, access)
         self._rpc = RpcServer(service, admin)
-        grpc_port = await self._rpc.start(self.settings.grpc, self.settings.grpc_tls)
+        try:
+            grpc_port = await self._rpc.start(self.settings.grpc, self.settings.grpc_tls)
+        except OSError as error:
+            raise StartupError(str(error.strerror or error)) from None
         api_app = build_api_app(
             service,
             admin,
@@ -242,7 +320,10 @@ class Gateway:
             sse_keepalive_seconds=self.settings.sse_keepalive_seconds,
         )
         self._api = ApiListener(api_app, shutdown_timeout=self._grace)
-        api_port = await self._api.start(self.settings.api, self.settings.api_tls)
+        try:
+            api_port = await self._api.start(self.settings.api, self.settings.api_tls)
+        except OSError as error:
+            raise StartupError(str(error.strerror or error)) from None
         self.reconciler.start()
         self.retention.start()
         self._serving = True

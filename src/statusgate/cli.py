@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import importlib.metadata
 import logging
 import os
 import signal
@@ -16,24 +17,50 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from statusgate.app import Gateway, build, load_settings
+from statusgate.app import Gateway, StartupError, build, load_settings
 from statusgate.client import commands as operating
-from statusgate.config import Settings, SetupError
-from statusgate.logs import configure_logging
+from statusgate.config import ConfigError, Settings, SetupError
+from statusgate.logs import configure_logging, log_format, log_level
 from statusgate.providers.registry import PROVIDERS
 from statusgate.providers.spec import ManualRegistration, RegistrationError
-from statusgate.store.base import StoreUnavailableError
+
+log = logging.getLogger("statusgate")
+
+SINCE_FORMATS = (
+    "an ISO 8601 time (2026-01-01T00:00:00Z, 2026-01-01T05:30:00+05:30) or date (2026-01-01)"
+)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="statusgate", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="statusgate",
+        description="One canonical, durable, streamable status for every bank-data "
+        "aggregation provider: serve the gateway, check a config, and operate it.",
+        epilog="Logs go to stderr: STATUSGATE_LOG_FORMAT=json|text, "
+        "STATUSGATE_LOG_LEVEL=debug|info|warning|error|critical (any case).",
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"statusgate {importlib.metadata.version('statusgate')}",
+    )
+    commands = parser.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        help="what to do; statusgate COMMAND --help lists its options",
+    )
 
     serve = commands.add_parser("serve", help="run the HTTP front door and the gRPC server")
     _add_settings_flags(serve)
 
-    check = commands.add_parser("check-config", help="report every problem in a config file")
-    check.add_argument("path", type=Path)
+    check = commands.add_parser(
+        "check-config",
+        help="report every problem in a config file, without starting the gateway",
+    )
+    check.add_argument(
+        "path", type=Path, metavar="FILE", help="the TOML config file to check (as serve --config)"
+    )
 
     replay = commands.add_parser(
         "replay",
@@ -42,7 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     _add_settings_flags(replay)
     replay.add_argument("--source", help="only this source's deliveries")
     replay.add_argument(
-        "--since", type=_utc_datetime, help="only deliveries received at or after (ISO 8601)"
+        "--since",
+        type=_utc_datetime,
+        metavar="TIME",
+        help=f"only deliveries received at or after TIME: {SINCE_FORMATS}; without a zone, UTC",
     )
 
     register = commands.add_parser(
@@ -57,16 +87,22 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     operating.add_commands(commands)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     if args.command in operating.COMMANDS:
         # Their output is for a person or a pipe: no JSON log lines in between.
         logging.basicConfig(level=logging.WARNING, format="statusgate: %(message)s")
         return operating.run(args)
-    configure_logging(
-        os.environ.get("STATUSGATE_LOG_LEVEL", "INFO"),
-        json_lines=os.environ.get("STATUSGATE_LOG_FORMAT", "json") == "json",
-    )
+    try:
+        level = log_level(os.environ.get("STATUSGATE_LOG_LEVEL", "info"))
+        json_lines = log_format(os.environ.get("STATUSGATE_LOG_FORMAT", "json")) == "json"
+    except ValueError as error:  # before logging exists: a plain line
+        print(f"statusgate: {error}", file=sys.stderr)
+        return 2
+    configure_logging(level, json_lines=json_lines)
     if args.command == "serve":
         settings = _settings(args)
         if settings is None:
@@ -98,25 +134,33 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings | None:
+    """The settings, or None after one log line per problem."""
     try:
         return load_settings(
             args.config, http=args.http, grpc=args.grpc, api=args.api, store=args.store
         )
-    except (ValidationError, ValueError, FileNotFoundError) as error:
-        print(f"statusgate: invalid configuration:\n{error}", file=sys.stderr)
-        return None
+    except ConfigError as error:
+        for problem in error.problems:
+            log.error("invalid configuration: %s", problem)
+    except FileNotFoundError as error:
+        log.error("%s: give the path of an existing TOML file to --config", error)
+    except (ValidationError, ValueError) as error:
+        for line in str(error).splitlines():
+            log.error("invalid configuration: %s", line)
+    return None
 
 
 async def _serve(settings: Settings) -> int:
     try:
         gateway = Gateway(settings)
     except SetupError as error:  # e.g. a secret's environment variable is not set
-        print(f"statusgate: {error}", file=sys.stderr)
+        for location, message in error.problems:
+            log.error("cannot start: %s: %s", location, message)
         return 2
     try:
         await gateway.start()
-    except StoreUnavailableError as error:  # one line, never a traceback
-        print(f"statusgate: {error}", file=sys.stderr)
+    except StartupError as error:
+        log.error("cannot start: %s", error)
         return 1
     # Everything built at start-up lives for the whole run: keep it out of the cyclic
     # collector's work, whose full passes otherwise stall the loop for tens of ms under
@@ -128,7 +172,7 @@ async def _serve(settings: Settings) -> int:
     def _on_signal() -> None:
         nonlocal stopping
         if stopping is None:
-            logging.getLogger("statusgate").info("signal received, draining")
+            log.info("signal received, draining")
             stopping = loop.create_task(gateway.stop())
 
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -203,7 +247,10 @@ async def register_webhook(settings: Settings, source_id: str, url: str) -> int:
 
 
 def _utc_datetime(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {SINCE_FORMATS}, not {text!r}") from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 

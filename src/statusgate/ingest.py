@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from statusgate.config import SourceConfig
+from statusgate.core.apply import merge
 from statusgate.core.deliveries import Delivery, DeliveryVerdict
 from statusgate.core.hub import Hub
 from statusgate.core.names import InvalidNameError
@@ -265,8 +266,10 @@ class Ingest:
     async def poll(
         self, updates: Sequence[Status], *, received_at: datetime, by_reconciler: bool = False
     ) -> IngestResult:
-        """Apply what a poll of a provider's API learned."""
-        return await self._commit(PollIngest(updates, received_at, by_reconciler))
+        """Apply what a poll of a provider's API learned: every endpoint's answer about a
+        subject merged first (``core.apply.merge``), so one poll is at most one change,
+        one event, per subject."""
+        return await self._commit(PollIngest(merge(updates), received_at, by_reconciler))
 
     async def replay(self, source: SourceConfig, delivery: Delivery) -> Ingested:
         """Run one stored delivery through today's adapter (see ``replay_all``)."""

@@ -1,6 +1,7 @@
 """Structured JSON logs that never carry a secret or a full account number.
 
-Every line is one JSON object. ``request_id`` comes from a context variable that the
+Every line is one JSON object (or, with ``STATUSGATE_LOG_FORMAT=text``, the same
+fields as ``key=value`` after the message). ``request_id`` comes from a context variable that the
 front door sets to the delivery id of the webhook being handled, so the lines about its
 events carry the same id as the line that received it. Redaction happens in the
 formatter of the root handler, so it holds for every logger, third-party ones included;
@@ -121,30 +122,44 @@ def redact(text: str) -> str:
     return text
 
 
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+}
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    """What a line carries besides its time, level, logger and message: the request id
+    of the webhook being handled, and every ``extra`` field (source, verdict, events...),
+    in a stable order."""
+    fields: dict[str, Any] = {}
+    current = request_id.get()
+    if current:
+        fields["request_id"] = current
+    attributes = vars(record)
+    # A set difference runs in C: this is on the path of every webhook.
+    for key in sorted(attributes.keys() - _STANDARD):
+        if not key.startswith("_"):
+            value = attributes[key]
+            fields[key] = value if isinstance(value, int | float | bool) else str(value)
+    return fields
+
+
+def _time(record: logging.LogRecord) -> str:
+    return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, request_id, extras."""
 
-    _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
-        "message",
-        "asctime",
-    }
-
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": _time(record),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
+            **_fields(record),
         }
-        current = request_id.get()
-        if current:
-            line["request_id"] = current
-        fields = vars(record)
-        # A set difference runs in C: this is on the path of every webhook.
-        for key in sorted(fields.keys() - self._STANDARD):
-            if not key.startswith("_"):
-                value = fields[key]
-                line[key] = value if isinstance(value, int | float | bool) else str(value)
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return redact(json.dumps(line, ensure_ascii=False, default=str))
@@ -175,15 +190,55 @@ def _client_caused(error: BaseException) -> bool:
     return bool(names & {"HttpProcessingError", "BadHttpMessage", "ConnectionError"})
 
 
+_BARE = re.compile(r"^[^\s\"=]+$")
+
+
+class TextFormatter(logging.Formatter):
+    """For humans: ``time LEVEL logger: message key=value ...``, with every field the
+    JSON lines have (values with spaces or quotes are quoted)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = f"{_time(record)} {record.levelname} {record.name}: {record.getMessage()}"
+        for key, value in _fields(record).items():
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            line += f" {key}={text if _BARE.match(text) else json.dumps(text, ensure_ascii=False)}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return redact(line)
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMATS = ("json", "text")
+
+
+def log_level(text: str) -> str:
+    """A log level in any case (``debug``, ``INFO``...); ValueError, saying which are
+    accepted, for anything else."""
+    if text.strip().lower() not in LOG_LEVELS:
+        raise ValueError(
+            f"STATUSGATE_LOG_LEVEL={text!r} is not a log level: use one of "
+            f"{', '.join(LOG_LEVELS)} (any case)"
+        )
+    return text.strip().upper()
+
+
+def log_format(text: str) -> str:
+    """``json`` or ``text``, in any case; ValueError for anything else."""
+    if text.strip().lower() not in LOG_FORMATS:
+        raise ValueError(
+            f"STATUSGATE_LOG_FORMAT={text!r} is not a log format: use json (the default) "
+            "or text (any case)"
+        )
+    return text.strip().lower()
+
+
 def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
+    """Every line to stderr, JSON or text, at ``level`` (any case of ``LOG_LEVELS``)."""
     handler = logging.StreamHandler(sys.stderr)
-    if json_lines:
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(_RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.setLevel(log_level(level))
     install_client_error_filter()
     # Warnings and uncaught exceptions are lines too: they go through the same masking.
     logging.captureWarnings(True)
@@ -203,8 +258,3 @@ def _log_uncaught(
     kind: type[BaseException], error: BaseException, trace: TracebackType | None
 ) -> None:
     logging.getLogger("statusgate").critical("uncaught exception", exc_info=(kind, error, trace))
-
-
-class _RedactingFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))

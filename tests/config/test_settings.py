@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
@@ -492,6 +493,9 @@ def test_example_is_valid_once_its_secrets_and_files_exist(
         "sources.finvu.signing.private_key_file",
         "sources.finvu.api.client_id_env",
         "sources.finvu.api.client_secret_env",
+        "grpc_tls.cert_file",
+        "grpc_tls.key_file",
+        "grpc_tls.client_ca_file",
     ]
     assert problems[0] == (
         "sources.finbox-main.auth.secret_env: the environment variable "
@@ -521,6 +525,9 @@ def test_example_is_valid_once_its_secrets_and_files_exist(
     (tmp_path / "tls" / "banqware-client.crt").write_bytes(_self_signed(rsa_key))
     (tmp_path / "tls" / "banqware-client.key").write_bytes(_private_pem(rsa_key))
     (tmp_path / "tls" / "banqware-ca.pem").write_bytes(_self_signed(rsa_key))
+    (tmp_path / "tls" / "statusgate.crt").write_bytes(_self_signed(rsa_key))
+    (tmp_path / "tls" / "statusgate.key").write_bytes(_private_pem(rsa_key))
+    (tmp_path / "tls" / "internal-ca.pem").write_bytes(_self_signed(rsa_key))
     assert check_config(path) == []
 
 
@@ -547,6 +554,70 @@ def test_check_config_reports_every_validation_problem(tmp_path: Path) -> None:
         "the expected tags: 'finbox', 'banqware', 'setu', 'rebit'",
         "sources.y.auth.secret_envs: List should have at least 1 item after validation, not 0",
         "bogus: Extra inputs are not permitted",
+        # The rule across options is checked although other options are invalid.
+        "sources.x.auth.method: 'none' (no webhook authentication) is allowed only when the "
+        "HTTP listener is bound to loopback, and http = '0.0.0.0:8080'",
+    ]
+
+
+def test_check_config_reports_every_problem_in_one_run(tmp_path: Path) -> None:
+    """No phases: an invalid option, a rule across options, an unset secret, unreadable
+    TLS files, a store that cannot open and a foreign address, all at once."""
+    path = toml(
+        tmp_path,
+        """
+        http = "0.0.0.0:8080"
+        store = "sqlite:///./no-such-dir/g.db"
+        [sources.fb]
+        provider = "finbox"
+        [sources.fb.auth]
+        method = "shared_secret"
+        secret_env = "UNSET_FB_SECRET_FOR_CHECK"
+        [sources.bad]
+        provider = "setu"
+        [sources.bad.auth]
+        method = "hmac"
+        secret_envs = []
+        [sources.open]
+        provider = "banqware"
+        [grpc_tls]
+        cert_file = "nope.crt"
+        key_file = "nope.key"
+        """,
+    )
+    expected = [
+        "sources.bad.auth.secret_envs: List should have at least 1 item after validation, not 0",
+        "sources.open.auth.method: 'none' (no webhook authentication) is allowed only when the "
+        "HTTP listener is bound to loopback, and http = '0.0.0.0:8080'",
+        "sources.fb.auth.secret_env: the environment variable this setting names is not set",
+        f"grpc_tls.cert_file: cannot read {tmp_path / 'nope.crt'}: No such file or directory",
+        f"grpc_tls.key_file: cannot read {tmp_path / 'nope.key'}: No such file or directory",
+        "store: cannot open the SQLite store ./no-such-dir/g.db: the directory ./no-such-dir "
+        "does not exist; create it, or point the store elsewhere (--store, STATUSGATE_STORE)",
+    ]
+    assert check_config(path) == expected
+
+    # With the model valid, the same start-up problems, and a listener address that is
+    # not this machine's (TEST-NET-1: nothing is sent to it).
+    text = path.read_text().replace("secret_envs = []", 'secret_envs = ["UNSET_B_FOR_CHECK"]')
+    text = text.replace('[sources.open]\nprovider = "banqware"\n', "")
+    path.write_text('grpc = "192.0.2.1:50051"\nallow_plaintext_grpc = true\n' + text)
+    (tmp_path / "nope.crt").write_text("x")
+    problems = check_config(path)
+    assert problems == [
+        "clients: client tokens are required when grpc = '192.0.2.1:50051' is not loopback"
+    ]
+    path.write_text(
+        path.read_text() + f'[clients.a]\ntoken_sha256 = "{"0" * 64}"\nsources = ["*"]\n'
+    )
+    assert check_config(path) == [
+        "sources.fb.auth.secret_env: the environment variable this setting names is not set",
+        "sources.bad.auth.secret_envs.0: the environment variable this setting names is not set",
+        f"grpc_tls.key_file: cannot read {tmp_path / 'nope.key'}: No such file or directory",
+        "grpc: cannot listen for gRPC on 192.0.2.1:50051: it is not an address of this machine; "
+        "choose one that is (--grpc)",
+        "store: cannot open the SQLite store ./no-such-dir/g.db: the directory ./no-such-dir "
+        "does not exist; create it, or point the store elsewhere (--store, STATUSGATE_STORE)",
     ]
 
 
@@ -654,3 +725,13 @@ def test_the_api_listener_follows_the_grpc_door_s_rule() -> None:
     )
     assert allowed.api == "0.0.0.0:8081" and allowed.api_tls is None
     assert load_settings(None).api == "127.0.0.1:8081"
+
+
+def test_check_config_finds_an_unreachable_postgresql_without_starting(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens there
+    path = toml(tmp_path, f'store = "postgresql://gw:hunter2@127.0.0.1:{port}/gw"\n')
+    [problem] = check_config(path)
+    assert problem.startswith(f"store: cannot reach PostgreSQL at 127.0.0.1:{port} (")
+    assert "hunter2" not in problem

@@ -1,10 +1,11 @@
-"""The ordering and deduplication rules of DESIGN.md §4, as a pure function."""
+"""The ordering and deduplication rules, as a pure function: updates move a subject
+forward only, a terminal subject never changes, duplicates change nothing."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from statusgate.core.apply import apply
+from statusgate.core.apply import apply, merge
 from statusgate.core.names import parse_name
 from statusgate.providers.common import build_status, status_error
 from statusgate.v1.status_pb2 import ErrorReason, Provider, Stage, State, Status
@@ -144,3 +145,46 @@ def test_a_failure_its_flow_left_open_is_superseded_by_the_next_success() -> Non
     final = apply(None, finbox(State.STATE_FAILED, Stage.STAGE_UPLOAD))
     assert final is not None and final.terminal
     assert apply(final, finbox(State.STATE_COMPLETED, Stage.STAGE_UPLOAD)) is None
+
+
+def test_merge_folds_one_subjects_updates_into_one() -> None:
+    account = parse_name("sources/finbox/sessions/s1/accounts/a1")
+    upload_account = build_status(
+        account,
+        Provider.PROVIDER_FINBOX,
+        State.STATE_COMPLETED,
+        Stage.STAGE_UPLOAD,
+        final_stage=Stage.STAGE_PROCESSING,
+        attributes={"bank_name": "HDFC"},
+    )
+    updates = [
+        upload_account,
+        finbox(State.STATE_COMPLETED, Stage.STAGE_UPLOAD),
+        finbox(State.STATE_IN_PROGRESS, Stage.STAGE_PROCESSING, progress=(1, 2)),
+        finbox(State.STATE_COMPLETED, Stage.STAGE_PROCESSING, ready_to_fetch=True),
+    ]
+    merged = merge(updates)
+    # One update per subject, in the order the subjects first appeared.
+    assert [u.name for u in merged] == [str(account), str(SESSION)]
+    assert merged[0] == upload_account
+    session = merged[1]
+    assert (session.state, session.stage, session.terminal) == (
+        State.STATE_COMPLETED,
+        Stage.STAGE_PROCESSING,
+        True,
+    )
+    assert session.ready_to_fetch and not session.version  # the store numbers versions
+    # Applying the merge is applying the updates one by one, in a single step.
+    one_by_one: Status | None = None
+    for update in updates[1:]:
+        one_by_one = apply(one_by_one, update) or one_by_one
+    assert one_by_one is not None
+    one_by_one.ClearField("version")
+    assert session == one_by_one
+
+
+def test_merge_stops_at_a_terminal_state_and_drops_what_changes_nothing() -> None:
+    expired = finbox(State.STATE_EXPIRED, Stage.STAGE_UPLOAD)
+    later = finbox(State.STATE_COMPLETED, Stage.STAGE_PROCESSING)
+    assert merge([expired, later, expired]) == [expired]
+    assert merge([]) == []

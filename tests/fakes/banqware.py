@@ -1,4 +1,5 @@
-"""A fake banqware PSD2 Hub API (PROVIDERS.md, banqware): session status and details.
+"""A fake banqware PSD2 Hub API, as its documentation describes it: session status and
+details.
 
 The session is named by the ``sessionId`` query parameter (the gateway's documented
 assumption); the auth header is ``x-api-key``.

@@ -1,5 +1,5 @@
-"""The table of upstream failure cases every provider client runs (PROVIDERS.md error
-envelopes, and what any HTTP API may do instead).
+"""The table of upstream failure cases every provider client runs (the error envelopes
+the providers document, and what any HTTP API may do instead).
 
 ``program(harness)`` makes every endpoint of the poll behave the case's way; the client
 must then end with ``code`` / ``reason`` (None: the poll succeeds), having called each

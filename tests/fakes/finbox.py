@@ -1,4 +1,5 @@
-"""A fake FinBox BankConnect API (PROVIDERS.md, FinBox): the session and entity flows."""
+"""A fake FinBox BankConnect API, as its documentation describes it: the session and
+entity flows."""
 
 from __future__ import annotations
 
@@ -118,7 +119,7 @@ class FakeFinbox(FakeServer):
             return None, _error(404, "SESSION_NOT_FOUND", "session not found")
         if status == 410:
             return None, _error(410, "SESSION_DELETED", "session was deleted")
-        # PROVIDERS.md: a session that cannot be found also reports NO UPLOADS.
+        # FinBox documents it: a session that cannot be found also reports NO UPLOADS.
         return self.sessions.get(session_id, FinboxSession()), None
 
     async def _upload_status(self, request: web.Request) -> web.StreamResponse:

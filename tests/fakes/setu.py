@@ -1,4 +1,5 @@
-"""A fake Setu AA v2 API (PROVIDERS.md, Setu): login, consents and data sessions."""
+"""A fake Setu AA v2 API, as its documentation describes it: login, consents and data
+sessions."""
 
 from __future__ import annotations
 

@@ -164,13 +164,15 @@ async def test_the_circuit_breaker_opens_and_recovers(tmp_path: Path, fakes: Fak
 
         fakes.finbox.fail_all(None)  # the provider is back
         async with asyncio.timeout(20):
-            while True:
-                [result] = await poll(gw, SESSION)
-                if not result.HasField("error"):
-                    break
-                await asyncio.sleep(0.1)
+            while gw.gateway.polling.breaker_open("finbox"):
+                await asyncio.sleep(0.05)  # the cool-down
+        # The first poll after the cool-down: one of its two concurrent calls is the
+        # breaker's trial, the other waits for the trial's verdict instead of failing.
+        [result] = await poll(gw, SESSION)
+        assert not result.HasField("error"), result.error
         assert result.status.state == pb.STATE_COMPLETED
-        assert fakes.finbox.calls.total() > sent
+        assert result.upstream_calls == 2
+        assert fakes.finbox.calls.total() == sent + 2
     finally:
         await stop_gateway(gw)
 

@@ -77,12 +77,13 @@ async def test_processing_counts_statements(fake: FakeFinbox, poller: Poller) ->
 
 async def test_progress_completed_alone_is_not_terminal(fake: FakeFinbox, poller: Poller) -> None:
     """The race: progress "completed" before session_status has the verdicts must not
-    make the session terminal, or the enrichment webhook's PARTIAL would be dropped."""
+    make the session terminal, or the enrichment webhook's PARTIAL would be dropped.
+    It is ready to fetch all the same: FinBox says to fetch once progress is completed."""
     fake.uploaded("s1", ("a1", "COMPLETED"))
     fake.processing("s1", "completed")  # session_status still answers 400
     session = (await poll(poller, SESSION))[SESSION]
     assert (session.state, session.stage) == (pb.STATE_IN_PROGRESS, pb.STAGE_PROCESSING)
-    assert not session.terminal and not session.ready_to_fetch
+    assert not session.terminal and session.ready_to_fetch
     assert session.provider_state == "completed"
     assert fake.calls["session_status"] == 1
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from statusgate.app import Gateway
+from statusgate.app import Gateway, StartupError
 from tests.conftest import gateway_settings, start_gateway, stop_gateway
 
 
@@ -17,7 +17,7 @@ async def test_a_second_gateway_cannot_share_the_grpc_port(tmp_path: Path) -> No
     try:
         second = Gateway(gateway_settings(tmp_path / "b", grpc=f"127.0.0.1:{first.ports.grpc}"))
         busy = r"cannot listen for gRPC on 127\.0\.0\.1:\d+: the address is in use"
-        with pytest.raises(OSError, match=busy):
+        with pytest.raises(StartupError, match=busy):
             await second.start()
         # What the failed start opened is closed again: its HTTP port is free.
         assert not await second.ready()

@@ -167,3 +167,24 @@ async def test_oversized_messages_are_refused_without_harm(gw: RunningGateway) -
     await gw.post("finbox", finbox_expiry("after"))
     status = await gw.stub.GetStatus(pb.GetStatusRequest(name="sources/finbox/sessions/after"))
     assert status.state == pb.STATE_EXPIRED
+
+
+async def test_every_page_under_a_subject_is_full_until_the_last(gw: RunningGateway) -> None:
+    """The parent itself sorts first among its descendants; dropping it after the page
+    was cut left the first page one short."""
+    accounts = [(f"a{i}", "COMPLETED") for i in range(5)]
+    await gw.post("finbox", finbox_upload("s1", *accounts))
+    request = pb.ListStatusesRequest(parent="sources/finbox/sessions/s1", page_size=2)
+    pages = []
+    while True:
+        page = await gw.stub.ListStatuses(request)
+        pages.append([s.name for s in page.statuses])
+        if not page.next_page_token:
+            break
+        request.page_token = page.next_page_token
+    prefix = "sources/finbox/sessions/s1/accounts/"
+    assert pages == [
+        [prefix + "a0", prefix + "a1"],
+        [prefix + "a2", prefix + "a3"],
+        [prefix + "a4"],
+    ]

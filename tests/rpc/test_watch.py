@@ -7,6 +7,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from statusgate.v1 import status_pb2 as pb
 from statusgate.v1 import status_service_pb2_grpc
@@ -145,3 +148,40 @@ async def test_many_subscribers_each_see_every_event_once(gw: RunningGateway) ->
         assert [e.sequence for e in events] == list(range(1, 101))
     for stream in streams:
         stream.cancel()  # type: ignore[attr-defined]
+
+
+def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None
+    [detail] = status.details
+    info = error_details_pb2.ErrorInfo()
+    assert detail.Unpack(info)
+    return info
+
+
+async def test_a_cursor_beyond_the_store_is_out_of_range(gw: RunningGateway) -> None:
+    """A cursor from a reset database or another gateway must not be accepted and then
+    silently never deliver: the client learns the last sequence and resynchronises."""
+    await post_expiries(gw, "o", 3)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await anext(aiter(watch(gw, after=1000)))
+    assert raised.value.code() == grpc.StatusCode.OUT_OF_RANGE
+    info = error_info(raised.value)
+    assert info.reason == "SEQUENCE_OUT_OF_RANGE"
+    assert dict(info.metadata) == {"last_sequence": "3"}
+    assert "3" in (raised.value.details() or "")
+
+    # The last sequence itself is a fine cursor: caught up, then the next event.
+    stream = watch(gw, after=3)
+    assert (await anext(aiter(stream))).caught_up
+    await post_expiries(gw, "p", 1)
+    [event] = await collect(stream, 1)
+    assert event.sequence == 4
+    stream.cancel()  # type: ignore[attr-defined]
+
+
+async def test_a_negative_cursor_is_invalid(gw: RunningGateway) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await anext(aiter(watch(gw, after=-1)))
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_info(raised.value).reason == "INVALID_ARGUMENT"

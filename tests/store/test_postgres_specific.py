@@ -177,9 +177,12 @@ async def test_open_fails_clearly_when_the_server_is_unreachable() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # nothing listens here
     store = PostgresStore(f"postgresql://gw:hunter2@127.0.0.1:{port}/gw", connect_timeout=2)
-    with pytest.raises(StoreUnavailableError, match="cannot open") as raised:
+    with pytest.raises(
+        StoreUnavailableError, match=r"cannot reach PostgreSQL at 127\.0\.0\.1"
+    ) as raised:
         await store.open()
     assert "hunter2" not in str(raised.value)
+    assert "start it" in str(raised.value)
     assert not await store.ready()
 
 

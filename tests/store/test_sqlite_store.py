@@ -1,4 +1,4 @@
-"""The store contract: DESIGN.md §4 apply rules and §7 durability, through a real store.
+"""The store contract: the ordering rules and durability, through a real store.
 
 Every test runs against each backend of ``conftest.BACKENDS`` (SQLite files in tmp_path
 for now), so a PostgreSQL store must pass the very same suite. Stores expose a

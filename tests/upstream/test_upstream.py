@@ -136,6 +136,56 @@ def test_breaker_reopens_after_a_failed_trial_and_ignores_neutral_outcomes() -> 
     assert breaker.state == BreakerState.OPEN and breaker.retry_in() == 10
 
 
+def _opened(clock: Clock) -> CircuitBreaker:
+    breaker = CircuitBreaker(1, 10, clock=clock)
+    assert breaker.allow()
+    breaker.record(Outcome.FAILURE)
+    clock.now += 10  # cooled down: the next call is the trial
+    return breaker
+
+
+async def test_calls_during_the_trial_wait_for_its_verdict() -> None:
+    clock = Clock()
+    breaker = _opened(clock)
+    assert await breaker.admit(5)  # the trial
+    waiters = [asyncio.ensure_future(breaker.admit(5)) for _ in range(3)]
+    await asyncio.sleep(0)
+    assert not any(w.done() for w in waiters)  # waiting, not refused
+    breaker.record(Outcome.SUCCESS)
+    assert await asyncio.gather(*waiters) == [True, True, True]
+    assert breaker.state == BreakerState.CLOSED
+
+    # A failed trial refuses those that waited for it.
+    breaker = _opened(clock)
+    assert await breaker.admit(5)
+    waiter = asyncio.ensure_future(breaker.admit(5))
+    await asyncio.sleep(0)
+    breaker.record(Outcome.FAILURE)
+    assert await waiter is False
+    assert breaker.state == BreakerState.OPEN
+
+
+async def test_a_neutral_trial_hands_over_to_one_waiter() -> None:
+    clock = Clock()
+    breaker = _opened(clock)
+    assert await breaker.admit(5)
+    first, second = (asyncio.ensure_future(breaker.admit(5)) for _ in range(2))
+    await asyncio.sleep(0)
+    breaker.record(Outcome.NEUTRAL)  # a 429: the next call tries instead
+    await asyncio.sleep(0)
+    assert first.done() and first.result() is True  # the new trial
+    assert not second.done()
+    breaker.record(Outcome.SUCCESS)
+    assert await second is True
+
+
+async def test_waiting_for_the_trial_is_bounded() -> None:
+    breaker = _opened(Clock())
+    assert await breaker.admit(5)
+    with pytest.raises(TimeoutError):
+        await breaker.admit(0.01)
+
+
 async def test_single_flight_shares_one_run_and_survives_a_waiter_leaving() -> None:
     flights: SingleFlight[str, int] = SingleFlight()
     release = asyncio.Event()

@@ -1,4 +1,4 @@
-"""The front door, every answer of DESIGN.md §6, driven over real HTTP."""
+"""The front door, every answer it gives (see README.md), driven over real HTTP."""
 
 from __future__ import annotations
 

@@ -54,8 +54,10 @@ from statusgate.config.gateway import (
     load_settings,
     settings_for,
     split_host_port,
+    valid_parts,
     validation_problems,
 )
+from statusgate.config.listen import bind_failure, check_bindable
 from statusgate.config.sources import (
     ApiConfig,
     PollSchedule,
@@ -101,10 +103,13 @@ __all__ = [
     "SourceConfig",
     "SourceId",
     "StrictModel",
+    "bind_failure",
+    "check_bindable",
     "is_loopback",
     "load_settings",
     "read_secret",
     "settings_for",
     "split_host_port",
+    "valid_parts",
     "validation_problems",
 ]

@@ -1,4 +1,4 @@
-"""Webhook authentication of a source (DESIGN.md §6): a discriminated union on
+"""Webhook authentication of a source: a discriminated union on
 ``method``, verified by ``statusgate.web.auth``."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from statusgate.config.fields import ConfigPath, EnvName, HeaderName, StrictModel
 
-# --- webhook authentication (DESIGN.md §6) -----------------------------------------
+# --- webhook authentication ----------------------------------------------------------
 
 
 class NoAuth(StrictModel):

@@ -7,7 +7,7 @@ import os
 import re
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr
@@ -26,9 +26,13 @@ class ConfigError(ValueError):
     lines, safe to print: they never hold an input value (which could be a secret
     pasted where an environment variable name belongs)."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[str], *, raw: dict[str, Any] | None = None) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+        # The merged input the settings were validated from, when it got that far:
+        # check-config examines its valid parts further. Never printed (it may hold a
+        # secret pasted in the wrong place).
+        self.raw = raw
 
 
 class SetupError(ValueError):

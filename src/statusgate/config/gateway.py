@@ -3,16 +3,21 @@ clients), retention; layered defaults → TOML → ``STATUSGATE_*`` → flags.""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import tomllib
 from collections.abc import Hashable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Protocol, Union
 
 from pydantic import (
     Field,
+    ModelWrapValidatorHandler,
     PrivateAttr,
+    TypeAdapter,
     ValidationError,
     create_model,
     field_validator,
@@ -27,7 +32,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from statusgate.config.auth import AUTH_METHODS, NoAuth
+from statusgate.config.auth import AUTH_METHODS
 from statusgate.config.fields import (
     _CONFIG_FILE,
     DEFAULT_API,
@@ -222,44 +227,25 @@ class Settings(BaseSettings):
         split_host_port(value)
         return value
 
-    @model_validator(mode="after")
-    def _no_auth_only_on_loopback(self) -> Settings:
-        host, _ = split_host_port(self.http)
-        if is_loopback(host):
-            return self
-        # One error per open source, located at its auth, so every one is reported.
-        errors = [
-            _error(
-                ("sources", source_id, "auth", "method"),
-                f"'none' (no webhook authentication) is allowed only when the HTTP "
-                f"listener is bound to loopback, and http = {self.http!r}",
-            )
-            for source_id, source in self.sources.items()
-            if isinstance(source.auth, NoAuth)
-        ]
+    @model_validator(mode="wrap")
+    @classmethod
+    def _doors_closed_off_loopback(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        """The rules that span several options: no unauthenticated source, and no open
+        gRPC door, off loopback. They are checked on the input itself, so that they are
+        reported with every other problem even when some option is invalid (a check
+        after validation would wait for those to be fixed first)."""
+        captured = _INPUT.get()
+        try:
+            settings = handler(data)
+        except ValidationError:
+            if captured is not None and isinstance(data, Mapping):
+                captured.raw = dict(data)
+                captured.doors = _door_errors(data)
+            raise
+        errors = _door_errors(data)
         if errors:
             raise ValidationError.from_exception_data("Settings", errors)
-        return self
-
-    @model_validator(mode="after")
-    def _doors_closed_off_loopback(self) -> Settings:
-        # The gRPC door and the API listener serve the same RPCs: the same rule for both.
-        errors = [
-            *_closed_door("grpc", self.grpc, self.grpc_tls, self.allow_plaintext_grpc),
-            *_closed_door("api", self.api, self.api_tls, self.allow_plaintext_api),
-        ]
-        for key, address in (("grpc", self.grpc), ("api", self.api)):
-            if not is_loopback(split_host_port(address)[0]) and not self.clients:
-                errors.append(
-                    _error(
-                        ("clients",),
-                        f"client tokens are required when {key} = {address!r} is not loopback",
-                    )
-                )
-                break
-        if errors:
-            raise ValidationError.from_exception_data("Settings", errors)
-        return self
+        return settings
 
     @classmethod
     def settings_customise_sources(
@@ -291,18 +277,76 @@ class Settings(BaseSettings):
         return tuple(layers)
 
 
-def _closed_door(
-    key: str, address: str, tls: GrpcTls | None, allow_plaintext: bool
-) -> list[InitErrorDetails]:
-    if is_loopback(split_host_port(address)[0]) or tls is not None or allow_plaintext:
+def _door_errors(data: Any) -> list[InitErrorDetails]:
+    """Errors of the cross-option rules, from the raw input (options that are
+    themselves invalid are left to their own errors)."""
+    if not isinstance(data, Mapping):
         return []
-    return [
-        _error(
-            (f"{key}_tls",),
-            f"TLS is required when {key} = {address!r} "
-            f"is not loopback (or set allow_plaintext_{key} = true)",
+    errors: list[InitErrorDetails] = []
+    http = data.get("http", DEFAULT_HTTP)
+    with contextlib.suppress(ValueError, TypeError):
+        if not is_loopback(split_host_port(str(http))[0]):
+            sources = data.get("sources")
+            for source_id, source in sources.items() if isinstance(sources, Mapping) else ():
+                if _auth_method(source) == "none":
+                    # One error per open source, located at its auth, so each is reported.
+                    errors.append(
+                        _error(
+                            ("sources", source_id, "auth", "method"),
+                            "'none' (no webhook authentication) is allowed only when the HTTP "
+                            f"listener is bound to loopback, and http = {http!r}",
+                        )
+                    )
+    # The gRPC door and the API listener serve the same RPCs: the same rule for both.
+    needs_clients = []
+    for key, default in (("grpc", DEFAULT_GRPC), ("api", DEFAULT_API)):
+        address = data.get(key, default)
+        with contextlib.suppress(ValueError, TypeError):
+            if is_loopback(split_host_port(str(address))[0]):
+                continue
+            plaintext = str(data.get(f"allow_plaintext_{key}", False)).lower()
+            if data.get(f"{key}_tls") is None and plaintext not in ("true", "1", "yes", "on"):
+                errors.append(
+                    _error(
+                        (f"{key}_tls",),
+                        f"TLS is required when {key} = {address!r} "
+                        f"is not loopback (or set allow_plaintext_{key} = true)",
+                    )
+                )
+            needs_clients.append(f"{key} = {address!r}")
+    if needs_clients and not data.get("clients"):
+        errors.append(
+            _error(
+                ("clients",),
+                # One problem is enough: the same [clients] table serves both doors.
+                f"client tokens are required when {needs_clients[0]} is not loopback",
+            )
         )
-    ]
+    return errors
+
+
+def _auth_method(source: Any) -> str | None:
+    """The webhook authentication method a raw source names (``none`` by default)."""
+    auth = source.get("auth") if isinstance(source, Mapping) else getattr(source, "auth", None)
+    if auth is None:
+        return "none"
+    method = auth.get("method") if isinstance(auth, Mapping) else getattr(auth, "method", None)
+    return method if isinstance(method, str) else None
+
+
+@dataclass
+class _Captured:
+    """What load_settings keeps of an input that failed validation: the input itself
+    (merged from every layer), so check-config can still examine its valid parts, and
+    the cross-option errors, reported with the others."""
+
+    raw: dict[str, Any] | None = None
+    doors: list[InitErrorDetails] = field(default_factory=list)
+
+
+# Set while load_settings validates. Passed aside like _CONFIG_FILE: pydantic-settings
+# builds the model's input itself.
+_INPUT: ContextVar[_Captured | None] = ContextVar("statusgate_input", default=None)
 
 
 def _error(loc: tuple[str | int, ...], message: str) -> InitErrorDetails:
@@ -337,6 +381,8 @@ def load_settings(
     if config_file is not None and not config_file.is_file():
         raise FileNotFoundError(f"config file {config_file} does not exist")
     token = _CONFIG_FILE.set(config_file)
+    captured = _Captured()
+    input_token = _INPUT.set(captured)
     try:
         model = settings_for(catalog)
         settings = model(**{k: v for k, v in overrides.items() if v is not None})
@@ -345,11 +391,46 @@ def load_settings(
         raise ConfigError([f"{config_file}: TOML syntax error: {exc}"]) from None
     except ValidationError as exc:
         # from None: the original error's repr would hold inputs; the problems do not.
-        raise ConfigError(validation_problems(exc, catalog.provider_names)) from None
+        problems = validation_problems(exc, catalog.provider_names)
+        if captured.doors:
+            doors = ValidationError.from_exception_data("Settings", captured.doors)
+            problems += validation_problems(doors, catalog.provider_names)
+        raise ConfigError(problems, raw=captured.raw) from None
     finally:
+        _INPUT.reset(input_token)
         _CONFIG_FILE.reset(token)
     settings._config_file = config_file
     return settings
+
+
+def valid_parts(
+    catalog: SourceCatalog, config_file: Path | None, raw: Mapping[str, Any]
+) -> tuple[dict[str, SourceConfig], str | None, GrpcTls | None]:
+    """The parts of an invalid configuration's input that are valid on their own: each
+    source, the store URL, the gRPC TLS files. check-config builds them as ``serve``
+    would, so that what only start-up finds is reported with the validation problems
+    instead of after they are fixed."""
+    model = settings_for(catalog)
+    token = _CONFIG_FILE.set(config_file)  # relative paths as load_settings reads them
+    try:
+        sources: dict[str, SourceConfig] = {}
+        raw_sources = raw.get("sources")
+        if isinstance(raw_sources, Mapping):
+            # The same type the settings give sources: the providers' union.
+            annotation: Any = model.model_fields["sources"].annotation
+            one: TypeAdapter[dict[str, SourceConfig]] = TypeAdapter(annotation)
+            for source_id, source in raw_sources.items():
+                with contextlib.suppress(ValidationError):
+                    [valid] = one.validate_python({source_id: source}).values()
+                    sources[source_id] = valid.model_copy(update={"id": source_id})
+        store = raw.get("store", DEFAULT_STORE)
+        tls: GrpcTls | None = None
+        if raw.get("grpc_tls") is not None:
+            with contextlib.suppress(ValidationError):
+                tls = GrpcTls.model_validate(raw["grpc_tls"])
+        return sources, store if isinstance(store, str) else None, tls
+    finally:
+        _CONFIG_FILE.reset(token)
 
 
 # --- readable validation errors ---------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Whether an update moves a subject forward (DESIGN.md §4).
+"""Whether an update moves a subject forward: the ordering rules.
 
 Providers send duplicates, late and out-of-order updates. ``apply`` is the one place that
 decides, as a pure function of the current snapshot and the update, so the SQLite and
@@ -6,6 +6,8 @@ PostgreSQL stores run the very same rules inside their transactions.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from statusgate.core.states import FAILURE_STATES, SUCCESS_STATES, rank
 from statusgate.v1.status_pb2 import State, Status
@@ -40,6 +42,25 @@ def apply(current: Status | None, update: Status) -> Status | None:
         return None
     new.version = current.version + 1
     return new
+
+
+def merge(updates: Iterable[Status]) -> list[Status]:
+    """One update per subject, in the order the subjects first appear: what several
+    answers said about a subject, folded by the very rules ``apply`` runs.
+
+    A poll calls several endpoints that each describe part of a subject (an upload
+    status, then the processing, then per-account verdicts). Applied one by one they
+    would emit every step, including a state the provider never reported (COMPLETED at
+    the first stage, then a provisional IN_PROGRESS at the next, then COMPLETED);
+    merged, the subject makes the one change the provider's answers add up to.
+    """
+    merged: dict[str, Status] = {}
+    for update in updates:
+        so_far = merged.get(update.name)
+        folded = _copy(update) if so_far is None else apply(so_far, update)
+        if folded is not None:
+            merged[update.name] = _copy(folded)
+    return list(merged.values())
 
 
 def _supersedes_open_failure(current: Status, update: Status) -> bool:

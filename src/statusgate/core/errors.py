@@ -9,6 +9,7 @@ are part of the API: clients switch on them.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 
 
 class Reason(enum.StrEnum):
@@ -18,6 +19,8 @@ class Reason(enum.StrEnum):
     INVALID_CONDITION = "INVALID_CONDITION"
     TOO_MANY_NAMES = "TOO_MANY_NAMES"
     FILTER_TOO_LARGE = "FILTER_TOO_LARGE"
+    # A Watch cursor beyond the last sequence (metadata: last_sequence).
+    SEQUENCE_OUT_OF_RANGE = "SEQUENCE_OUT_OF_RANGE"
     # Who asks.
     UNAUTHENTICATED = "UNAUTHENTICATED"
     PERMISSION_DENIED = "PERMISSION_DENIED"
@@ -51,13 +54,17 @@ class Reason(enum.StrEnum):
 
 
 class ApiError(Exception):
-    """A failure a client can act on: a reason from ``Reason`` and a message that says
-    what went wrong where (never a secret: messages quote provider answers only)."""
+    """A failure a client can act on: a reason from ``Reason``, a message that says
+    what went wrong where (never a secret: messages quote provider answers only), and
+    ``metadata`` a client can use without parsing the message (the ErrorInfo's)."""
 
-    def __init__(self, reason: Reason, message: str) -> None:
+    def __init__(
+        self, reason: Reason, message: str, *, metadata: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
+        self.metadata = dict(metadata or {})
 
     def __repr__(self) -> str:
         return f"ApiError({self.reason}, {self.message!r})"

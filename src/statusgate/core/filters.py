@@ -162,19 +162,25 @@ def matches(status_filter: StatusFilter, status: Status) -> bool:
 
 
 def to_query(status_filter: StatusFilter, *, within: str = "") -> StatusQuery | None:
-    """The store query for a filter, narrowed to the subtree of the subject ``within``
-    when given; None when the two cannot both match anything."""
+    """The store query for a filter, narrowed to the descendants of the subject
+    ``within`` when given (the subject itself is not one of them); None when the two
+    cannot both match anything.
+
+    The subject is left out by the query, not after it: the store cuts pages, and a
+    page that lost a row afterwards would come back one short."""
     prefixes = list(status_filter.name_prefixes)
     if within:
+        # A trailing "/" selects the descendants only (core.names.name_has_prefix).
+        below = within.rstrip("/") + "/"
         narrowed = set()
         for prefix in prefixes:
-            if name_has_prefix(prefix, within):
+            if name_has_prefix(prefix, below):
                 narrowed.add(prefix)  # already inside the subtree
             elif name_has_prefix(within, prefix):
-                narrowed.add(within)  # covers the whole subtree
+                narrowed.add(below)  # covers the whole subtree
         if prefixes and not narrowed:
             return None
-        prefixes = sorted(narrowed) or [within]
+        prefixes = sorted(narrowed) or [below]
     return StatusQuery(
         sources=list(status_filter.sources),
         names=list(status_filter.names),

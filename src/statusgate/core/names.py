@@ -1,8 +1,8 @@
 """Resource names: ``sources/{source}/{collection}/{id}[/{collection}/{id}]``.
 
 A client that knows only a provider's id can always build the name, so names are the
-only identifiers the API speaks. The collections and the kind each one implies are the
-table of DESIGN.md §2.
+only identifiers the API speaks. The collections and the kind each one implies are
+``TOP_LEVEL`` and ``NESTED`` below; README.md shows the names of every provider.
 """
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ def quoted(text: str, limit: int = QUOTE_LENGTH) -> str:
 
 
 class InvalidNameError(ValueError):
-    """A resource name that does not follow DESIGN.md §2."""
+    """A resource name that does not follow ``sources/{source}/{collection}/{id}...``
+    with a known collection."""
 
 
 def is_valid_source_id(source: str) -> bool:

@@ -1,4 +1,5 @@
-"""The order of canonical states and stages (DESIGN.md §4, rules 1 and 3)."""
+"""The order of canonical states and stages: the rank of an update, and when a subject
+is terminal."""
 
 from __future__ import annotations
 

@@ -182,13 +182,15 @@ class PollService:
         except ApiError as refused:
             return PollResult(name, await self._stored(name), refused)
         key = str(target)
-        if max_staleness > 0:
-            recent = await self._recent(name, key, max_staleness)
-            if recent is not None:
-                return PollResult(name, recent)
+        # A caller that finds a poll in flight joins it at once: after a store read it
+        # might find it over and start a second one. Otherwise the store may answer: a
+        # terminal subject never changes again, so asking its provider is wasted (and a
+        # recent one is what max_staleness accepts).
+        if max_staleness > 0 or not self._flights.in_flight(key):
+            stored = await self._stored(name)
+            if stored is not None and (stored.terminal or self._recent(key, stored, max_staleness)):
+                return PollResult(name, stored)
 
-        # Join before any store read: callers that arrive while a poll is in flight must
-        # find it, not queue behind reads and start a second one when it is over.
         task, started = self._flights.join(
             key, lambda: self._run(poller, target, CallScope(deadline), origin)
         )
@@ -266,19 +268,16 @@ class PollService:
         except StoreUnavailableError:
             return None
 
-    async def _recent(self, name: str, key: str, max_staleness: float) -> Status | None:
-        """The stored status when the subject was polled (in this process) or changed
-        no longer ago than ``max_staleness`` seconds; None when it must be polled."""
-        current = await self._stored(name)
-        if current is None:
-            return None
+    def _recent(self, key: str, current: Status, max_staleness: float) -> bool:
+        """Whether the subject was polled (in this process) or changed no longer ago
+        than ``max_staleness`` seconds (0: never recent enough)."""
+        if max_staleness <= 0:
+            return False
         polled_at = self._polled_at.get(key)
         if polled_at is not None and time.monotonic() - polled_at <= max_staleness:
-            return current
+            return True
         age = unchanged_for(current)
-        if age is not None and age <= max_staleness:
-            return current
-        return None
+        return age is not None and age <= max_staleness
 
     def _remember(self, key: str) -> None:
         self._polled_at.pop(key, None)

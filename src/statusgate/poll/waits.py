@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from statusgate.core.errors import ApiError, Reason
 from statusgate.poll.service import PollService
 
 log = logging.getLogger(__name__)
@@ -71,13 +72,28 @@ class CallBudget:
 
 
 @dataclass(eq=False)
-class _Schedule:
+class Schedule:
+    """One subject's polls for its waiters. ``not_found`` is set while the provider's
+    last answer was that it does not know the subject (``not_found_error`` says so in
+    its words): a waiter the store cannot help either need not wait any longer."""
+
     key: str
     source: str
     waiters: int = 0
     task: asyncio.Task[None] | None = None
     # Clients holding a lease on it, for their per-client bound.
     clients: Counter[str] = field(default_factory=Counter)
+    not_found: asyncio.Event = field(default_factory=asyncio.Event)
+    not_found_error: ApiError | None = None
+
+    def heard(self, error: ApiError | None) -> None:
+        """Note what a poll of the subject answered."""
+        if error is not None and error.reason == Reason.UPSTREAM_NOT_FOUND:
+            self.not_found_error = error
+            self.not_found.set()
+        elif error is None and self.not_found.is_set():
+            self.not_found_error = None
+            self.not_found = asyncio.Event()  # known again: later waiters wait
 
 
 class WaitPolls:
@@ -94,27 +110,27 @@ class WaitPolls:
         # Read at construction, so tests can shorten them for a gateway they start.
         self._first = WAIT_POLL_FIRST if first is None else first
         self._longest = WAIT_POLL_LONGEST if longest is None else longest
-        self._schedules: dict[str, _Schedule] = {}
+        self._schedules: dict[str, Schedule] = {}
         self._held: Counter[str] = Counter()  # client -> schedules it holds
         self.upstream_calls = 0  # made by these schedules (tests, bench)
 
     @contextlib.contextmanager
     def waiting(
         self, name: str, *, client: str, max_polled: int, changed_ago: float | None
-    ) -> Iterator[bool]:
+    ) -> Iterator[Schedule | None]:
         """Hold a share of ``name``'s subject's schedule while the block runs; yields
-        whether it did (False: the name cannot be polled, its source has no budget, or
-        the client holds its maximum of schedules)."""
+        it, or None when there is none (the name cannot be polled, its source has no
+        budget, or the client holds its maximum of schedules)."""
         schedule = self._join(name, client, max_polled, changed_ago)
         try:
-            yield schedule is not None
+            yield schedule
         finally:
             if schedule is not None:
                 self._leave(schedule, client)
 
     def _join(
         self, name: str, client: str, max_polled: int, changed_ago: float | None
-    ) -> _Schedule | None:
+    ) -> Schedule | None:
         key = self._polling.target(name)
         if key is None:
             return None
@@ -127,7 +143,7 @@ class WaitPolls:
         if not holds and self._held[client] >= max_polled:
             return None
         if schedule is None:
-            schedule = self._schedules[key] = _Schedule(key, source)
+            schedule = self._schedules[key] = Schedule(key, source)
             # Just changed: news may be on its way, so the first poll waits a little.
             delay = self._first if changed_ago is not None and changed_ago < self._first else 0
             schedule.task = asyncio.get_running_loop().create_task(
@@ -139,7 +155,7 @@ class WaitPolls:
         schedule.waiters += 1
         return schedule
 
-    def _leave(self, schedule: _Schedule, client: str) -> None:
+    def _leave(self, schedule: Schedule, client: str) -> None:
         schedule.waiters -= 1
         schedule.clients[client] -= 1
         if schedule.clients[client] == 0:
@@ -152,7 +168,7 @@ class WaitPolls:
             if schedule.task is not None:
                 schedule.task.cancel()
 
-    async def _run(self, schedule: _Schedule, budget: CallBudget, delay: float) -> None:
+    async def _run(self, schedule: Schedule, budget: CallBudget, delay: float) -> None:
         interval = self._first
         if delay:
             await asyncio.sleep(delay)
@@ -161,7 +177,9 @@ class WaitPolls:
             if reserved is not None:
                 calls = 0
                 try:
-                    calls = (await self._polling.poll(schedule.key, within=None)).upstream_calls
+                    result = await self._polling.poll(schedule.key, within=None)
+                    calls = result.upstream_calls
+                    schedule.heard(result.error)
                 except Exception:  # a poll failure must not end the schedule
                     log.exception("polling %s for its waiters failed", schedule.key)
                 finally:

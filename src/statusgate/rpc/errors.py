@@ -8,6 +8,7 @@ STORE_UNAVAILABLE.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, NoReturn, assert_never
 
 import grpc
@@ -26,6 +27,7 @@ CODES: dict[Reason, grpc.StatusCode] = {
     Reason.INVALID_CONDITION: grpc.StatusCode.INVALID_ARGUMENT,
     Reason.TOO_MANY_NAMES: grpc.StatusCode.INVALID_ARGUMENT,
     Reason.FILTER_TOO_LARGE: grpc.StatusCode.INVALID_ARGUMENT,
+    Reason.SEQUENCE_OUT_OF_RANGE: grpc.StatusCode.OUT_OF_RANGE,
     Reason.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
     Reason.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
     Reason.SOURCE_NOT_PERMITTED: grpc.StatusCode.PERMISSION_DENIED,
@@ -58,15 +60,17 @@ def code_of(error: ApiError) -> grpc.StatusCode:
     return CODES[error.reason]
 
 
-def rich_status(code: grpc.StatusCode, message: str, reason: str) -> status_pb2.Status:
+def rich_status(
+    code: grpc.StatusCode, message: str, reason: str, metadata: Mapping[str, str] | None = None
+) -> status_pb2.Status:
     """A google.rpc.Status carrying an ErrorInfo with a machine-readable reason."""
     detail = any_pb2.Any()
-    detail.Pack(error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN))
+    detail.Pack(error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata))
     return status_pb2.Status(code=code.value[0], message=message, details=[detail])
 
 
 def to_status(error: ApiError) -> status_pb2.Status:
-    return rich_status(code_of(error), error.message, error.reason)
+    return rich_status(code_of(error), error.message, error.reason, error.metadata)
 
 
 def api_error(error: ApiError | StoreUnavailableError) -> ApiError:

@@ -1,4 +1,5 @@
-"""The grpc.aio server: StatusService, AdminService, health and reflection on one port."""
+"""The grpc.aio server: StatusService, AdminService, health and reflection (v1 and
+v1alpha) on one port."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
-from statusgate.config import GrpcTls
+from statusgate.config import GrpcTls, check_bindable
 from statusgate.rpc.access import PERMISSIONS, AccessControl
 from statusgate.rpc.admin import AdminService
 from statusgate.rpc.handlers import server_streaming, unary
+from statusgate.rpc.health import HealthService
+from statusgate.rpc.reflection import enable_reflection
 from statusgate.rpc.service import StatusService
 from statusgate.v1 import admin_service_pb2, status_pb2, status_service_pb2
 
@@ -49,21 +51,24 @@ class RpcServer:
             handlers.append(service_handler(ADMIN_SERVICE, admin, admin.access))
             names.append(ADMIN_SERVICE.full_name)
         self.server.add_generic_rpc_handlers(handlers)
-        self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
+        self.health = HealthService()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            (*names, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
-        )
+        enable_reflection(self.server, (*names, health.SERVICE_NAME))
         self.port = 0
 
     async def start(self, address: str, tls: GrpcTls | None = None) -> int:
         """Listen on HOST:PORT (port 0 picks a free one), with TLS when configured;
-        returns the bound port."""
+        returns the bound port. Raises OSError saying why it cannot."""
+        credentials = server_credentials(tls) if tls is not None else None
+        # Tried first with a plain socket: grpc's own failure to bind is a bare
+        # RuntimeError, and its C core prints a line of its own to stderr, outside the
+        # gateway's log format.
+        check_bindable("gRPC", address, "--grpc")
         try:
-            if tls is None:
+            if credentials is None:
                 self.port = self.server.add_insecure_port(address)
             else:
-                self.port = self.server.add_secure_port(address, server_credentials(tls))
+                self.port = self.server.add_secure_port(address, credentials)
         except RuntimeError:  # grpc's "Failed to bind": in use, or not an address here
             self.port = 0
         if self.port == 0:
@@ -84,18 +89,29 @@ class RpcServer:
             await self.health.set(service, state)
 
     async def stop(self, grace: float) -> None:
-        await self.set_serving(False)
+        # NOT_SERVING first, and held-open health Watch streams ended, so the grace
+        # period is spent on the calls in flight, not on a balancer's health stream.
+        await self.health.shut_down()
         await self.server.stop(grace)
 
 
 def server_credentials(tls: GrpcTls) -> grpc.ServerCredentials:
     """TLS from PEM files; with a client CA, clients must present a certificate it
-    signed (mutual TLS)."""
-    key_and_chain = (Path(tls.key_file).read_bytes(), Path(tls.cert_file).read_bytes())
-    client_ca = Path(tls.client_ca_file).read_bytes() if tls.client_ca_file else None
+    signed (mutual TLS). Raises OSError naming the file that cannot be read."""
+    key_and_chain = (_pem("key_file", tls.key_file), _pem("cert_file", tls.cert_file))
+    client_ca = _pem("client_ca_file", tls.client_ca_file) if tls.client_ca_file else None
     return grpc.ssl_server_credentials(
         [key_and_chain], root_certificates=client_ca, require_client_auth=client_ca is not None
     )
+
+
+def _pem(setting: str, path: Path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise OSError(
+            error.errno, f"cannot read grpc_tls.{setting} {path}: {error.strerror or error}"
+        ) from None
 
 
 def service_handler(

@@ -168,34 +168,34 @@ class StatusService:
         self._validate(request.filter, Reason.INVALID_ARGUMENT)
         limit = paging.page_size(request.page_size)
         after = paging.decode(request, request.page_token, "")
-        query, within = self._list_query(request)
-        query = _visible_to(caller, query)
+        query = _visible_to(caller, self._list_query(request))
         if query is None:
             return pb.ListStatusesResponse()
         # One extra row tells whether another page exists without a second query.
         rows = await self._store.list_statuses(query, after_name=after, limit=limit + 1)
         more = len(rows) > limit
         page = rows[:limit]
-        response = pb.ListStatusesResponse(statuses=[s for s in page if s.name != within])
+        response = pb.ListStatusesResponse(statuses=page)
         if more:
             response.next_page_token = paging.encode(request, page[-1].name)
         return response
 
-    def _list_query(self, request: pb.ListStatusesRequest) -> tuple[StatusQuery | None, str]:
-        """The query, and the subject the list is under (left out of the page)."""
+    def _list_query(self, request: pb.ListStatusesRequest) -> StatusQuery | None:
+        """The query: the filter under the parent (a source, or a subject's
+        descendants)."""
         parent = request.parent
         status_filter = pb.StatusFilter()
         status_filter.CopyFrom(request.filter)
         if not parent:
-            return to_query(status_filter), ""
+            return to_query(status_filter)
         source = parse_source_parent(parent)
         if source is not None:
             if status_filter.sources and source not in status_filter.sources:
-                return None, ""
+                return None
             del status_filter.sources[:]
             status_filter.sources.append(source)
-            return to_query(status_filter), ""
-        return to_query(status_filter, within=parent), parent
+            return to_query(status_filter)
+        return to_query(status_filter, within=parent)
 
     async def ListStatusEvents(
         self, request: pb.ListStatusEventsRequest, context: CallContext, caller: Principal
@@ -233,9 +233,12 @@ class StatusService:
         transport can answer a refusal before it starts streaming). Its ``batches``
         must be iterated or the stream ``close``d."""
         self._validate(request.filter, Reason.INVALID_NAME)
+        after = request.after_sequence if request.HasField("after_sequence") else None
+        if after is not None:
+            # Before a stream slot is taken: a refused cursor must not hold one.
+            await self._check_cursor(after)
         entries = filter_size(request.filter)
         self.access.open_watch(caller, entries)
-        after = request.after_sequence if request.HasField("after_sequence") else None
         return WatchStream(self._hub, self.access, caller, request.filter, entries, after)
 
     async def PollStatuses(
@@ -301,6 +304,24 @@ class StatusService:
             raise ApiError(Reason.FILTER_TOO_LARGE, str(error)) from None
         except InvalidNameError as error:
             raise ApiError(invalid, str(error)) from None
+
+    async def _check_cursor(self, after: int) -> None:
+        """A cursor must be a sequence this store has reached. One beyond it (from a
+        reset database, or from another gateway) would be accepted, marked caught up,
+        and then silently skip every event up to it: the client is told instead, with
+        the last sequence, so it can resynchronise. The store is asked rather than the
+        hub, which may trail a replica's commits by a moment."""
+        if after < 0:
+            raise ApiError(Reason.INVALID_ARGUMENT, "after_sequence must not be negative")
+        last = await self._store.last_sequence()
+        if after > last:
+            raise ApiError(
+                Reason.SEQUENCE_OUT_OF_RANGE,
+                f"after_sequence {after} is beyond the last sequence of this gateway's "
+                f"store ({last}): the cursor belongs to another store or a reset one; "
+                "resynchronise (e.g. List the statuses) and watch from the last sequence",
+                metadata={"last_sequence": str(last)},
+            )
 
     def _check_name(self, name: str, caller: Principal) -> None:
         try:

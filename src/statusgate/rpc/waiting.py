@@ -8,12 +8,13 @@ reach the hub like any other.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncGenerator
 
 from statusgate.core.hub import Hub
 from statusgate.poll.service import unchanged_for
-from statusgate.poll.waits import WaitPolls
+from statusgate.poll.waits import Schedule, WaitPolls
 from statusgate.store.base import Store
 from statusgate.v1 import status_pb2 as pb
 
@@ -45,7 +46,9 @@ async def wait_for(
 ) -> pb.Status:
     """The subject's status once ``condition`` holds; bound it with asyncio.timeout.
     With ``waits``, the subject is polled meanwhile on ``caller``'s behalf. Raises
-    HubClosedError on shutdown, StoreUnavailableError."""
+    HubClosedError on shutdown, StoreUnavailableError, and ApiError
+    (UPSTREAM_NOT_FOUND) as soon as the provider says it does not know the subject and
+    the store has never seen it either: nothing could ever meet the condition then."""
     # Subscribe before reading, so a change between the read and the wait is seen.
     subscription = hub.subscribe(hub.last_sequence)
     try:
@@ -54,16 +57,43 @@ async def wait_for(
             return status
         changed_ago = unchanged_for(status) if status is not None else None
         with contextlib.ExitStack() as stack:
+            schedule = None
             if waits is not None:
-                stack.enter_context(
+                schedule = stack.enter_context(
                     waits.waiting(
                         name, client=caller, max_polled=max_polled, changed_ago=changed_ago
                     )
                 )
-            return await _follow(subscription, name, condition)
+            if schedule is None:
+                return await _follow(subscription, name, condition)
+            return await _until(subscription, name, condition, store, schedule)
     finally:
         with contextlib.suppress(Exception):
             await subscription.aclose()
+
+
+async def _until(
+    subscription: AsyncGenerator[list[pb.StatusEvent], None],
+    name: str,
+    condition: pb.WaitCondition,
+    store: Store,
+    schedule: Schedule,
+) -> pb.Status:
+    """``_follow``, unless the subject's polls hear first that the provider does not
+    know it and the store has no status of it. A subject the store knows is waited for
+    all the same (a provider may purge what it finished with, or lose it a moment)."""
+    follow = asyncio.ensure_future(_follow(subscription, name, condition))
+    told = asyncio.ensure_future(schedule.not_found.wait())
+    try:
+        await asyncio.wait((follow, told), return_when=asyncio.FIRST_COMPLETED)
+        error = schedule.not_found_error
+        if not follow.done() and error is not None and await store.get_status(name) is None:
+            raise error
+        return await follow
+    finally:
+        for task in (follow, told):
+            task.cancel()
+        await asyncio.gather(follow, told, return_exceptions=True)
 
 
 async def _follow(

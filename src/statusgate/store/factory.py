@@ -1,4 +1,5 @@
-"""Choose the store implementation from the configured URL (DESIGN.md §7)."""
+"""Choose the store implementation from the configured URL: ``sqlite:///path`` (the
+embedded default) or ``postgresql://...`` (shared by replicas)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,23 @@ def open_store(url: str) -> Store:
         except ValueError as error:  # e.g. a malformed ?schema=
             raise ValueError(f"store URL {_redacted(url)!r}: {error}") from None
     raise ValueError(f"unknown store URL scheme {scheme!r}; accepted: {ACCEPTED}")
+
+
+async def probe_store(url: str) -> str | None:
+    """What opening the store at ``url`` would fail with (one line), found without
+    opening it: a missing SQLite directory, an unreachable PostgreSQL, a missing
+    database. None when it looks openable. Raises ValueError for a malformed URL."""
+    scheme = url.partition("://")[0].lower()
+    if scheme == "sqlite":
+        from statusgate.store.sqlite import probe
+
+        return probe(_sqlite_path(url, url.partition("://")[2]))
+    if scheme in ("postgresql", "postgres"):
+        from statusgate.store import postgres
+
+        return await postgres.probe(url)
+    open_store(url)  # raises, saying what is accepted
+    return None
 
 
 def _sqlite_path(url: str, rest: str) -> str:

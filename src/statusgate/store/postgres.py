@@ -30,6 +30,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -138,9 +139,7 @@ class PostgresStore:
             self._state = "closed"
             await self._release_connections()
             if isinstance(exc, _OPEN_ERRORS):
-                raise StoreUnavailableError(
-                    f"cannot open PostgreSQL store {_redacted(self.config.dsn)}: {exc}"
-                ) from exc
+                raise StoreUnavailableError(_open_failure(self.config.dsn, exc)) from exc
             raise
         self._state = "open"
         self._committer.start()
@@ -373,6 +372,51 @@ async def _close_quietly(conn: asyncpg.Connection) -> None:
 def _check_limit(limit: int) -> None:
     if limit < 1:
         raise ValueError(f"limit must be positive, not {limit}")
+
+
+PROBE_TIMEOUT = 5.0
+
+
+async def probe(url: str) -> str | None:
+    """Whether a gateway could open the store at ``url`` (the server answers, the
+    database exists, the user is accepted): None, or the one line ``open`` would fail
+    with. Nothing is created or migrated."""
+    dsn = queries.ConnectionConfig.from_url(url).dsn
+    try:
+        conn = await asyncpg.connect(dsn, timeout=PROBE_TIMEOUT)
+    except _OPEN_ERRORS as exc:
+        return _open_failure(dsn, exc)
+    await _close_quietly(conn)
+    return None
+
+
+_FIX_URL = "fix the store URL (--store, STATUSGATE_STORE)"
+
+
+def _open_failure(dsn: str, exc: BaseException) -> str:
+    """What failed when opening the store, and what to do about it, in one line."""
+    parts = urlsplit(dsn)
+    where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
+    database = parts.path.lstrip("/") or parts.username or "postgres"
+    if isinstance(exc, asyncpg.InvalidCatalogNameError):
+        return (
+            f"PostgreSQL at {where} has no database {database!r}: create it "
+            f"(createdb -h {parts.hostname or 'localhost'} {database}), or {_FIX_URL}"
+        )
+    if isinstance(
+        exc, asyncpg.InvalidAuthorizationSpecificationError | asyncpg.InvalidPasswordError
+    ):
+        return (
+            f"PostgreSQL at {where} refused user {parts.username!r}: {exc}; check the user "
+            f"and password of the store URL, or {_FIX_URL}"
+        )
+    if isinstance(exc, OSError | TimeoutError | asyncpg.PostgresConnectionError):
+        problem = str(exc) or type(exc).__name__
+        return (
+            f"cannot reach PostgreSQL at {where} ({problem}): start it or make it "
+            f"reachable from here, or {_FIX_URL}"
+        )
+    return f"cannot open PostgreSQL store {_redacted(dsn)}: {exc}"
 
 
 def _redacted(url: str) -> str:

@@ -10,6 +10,7 @@ read-only connection each, which WAL lets proceed while the writer commits.
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import functools
 import logging
@@ -41,6 +42,36 @@ from statusgate.v1.status_pb2 import Status, StatusEvent
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+
+
+_FIX_URL = "point the store elsewhere (--store, STATUSGATE_STORE)"
+
+
+def probe(path: str) -> str | None:
+    """Whether a gateway could create or open the SQLite store at ``path`` (its
+    directory exists and is writable): None, or the one line ``open`` would fail with.
+    Nothing is created, and no lock is taken (a running gateway may hold it)."""
+    directory = os.path.dirname(path) or "."
+    if not os.path.isdir(directory):
+        return _unopenable(path, FileNotFoundError(errno.ENOENT, "missing", directory))
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return _unopenable(path, PermissionError(errno.EACCES, "denied", directory))
+    return None
+
+
+def _unopenable(path: str, error: OSError) -> str:
+    directory = os.path.dirname(path) or "."
+    if isinstance(error, FileNotFoundError):
+        return (
+            f"cannot open the SQLite store {path}: the directory {directory} does "
+            f"not exist; create it, or {_FIX_URL}"
+        )
+    if isinstance(error, PermissionError):
+        return (
+            f"cannot open the SQLite store {path}: this user may not write in "
+            f"{directory}; give it that right, or {_FIX_URL}"
+        )
+    return f"cannot open the SQLite store {path}: {error.strerror or error}; {_FIX_URL}"
 
 
 class SqliteStore:
@@ -120,7 +151,10 @@ class SqliteStore:
             self._state = "closed"
             self._release_process_lock()
             if isinstance(exc, sqlite3.Error | OSError):
-                raise StoreUnavailableError(f"cannot open SQLite store {self.path}: {exc}") from exc
+                raise StoreUnavailableError(
+                    f"cannot open the SQLite store {self.path}: {exc}; check that the file is "
+                    f"a statusgate database and writable, or {_FIX_URL}"
+                ) from exc
             raise
         self._read_pool = ThreadPoolExecutor(self._read_threads, thread_name_prefix="sqlite-read")
         self._state = "open"
@@ -155,14 +189,16 @@ class SqliteStore:
             lock = open(f"{self.path}.lock", "a+b")  # noqa: SIM115 - held until close()
         except OSError as error:
             self._state = "closed"
-            raise StoreUnavailableError(f"cannot open SQLite store {self.path}: {error}") from error
+            raise StoreUnavailableError(_unopenable(str(self.path), error)) from error
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             lock.close()
             self._state = "closed"
             raise StoreUnavailableError(
-                f"the SQLite store {self.path} is in use by another statusgate process"
+                f"the SQLite store {self.path} is in use by another statusgate process: stop "
+                "that one first, or give this gateway a store of its own (--store); "
+                "processes that share a store use PostgreSQL"
             ) from None
         self._lock_file = lock
 
@@ -180,7 +216,7 @@ class SqliteStore:
             except OSError as error:
                 raise StoreUnavailableError(
                     f"cannot open SQLite store {self.path}: {path.name} is not writable "
-                    f"({error.strerror or error})"
+                    f"({error.strerror or error}); make it writable, or {_FIX_URL}"
                 ) from None
             os.close(fd)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 import ssl
 import time
@@ -22,6 +23,8 @@ from statusgate.config import ApiConfig
 from statusgate.core.errors import ApiError, Reason
 from statusgate.upstream.breaker import CircuitBreaker, Outcome
 from statusgate.upstream.envelopes import Failure, bad_response, http_failure
+
+log = logging.getLogger(__name__)
 
 # Kept from the caller's deadline so the answer (or the error) still reaches it in time.
 DEADLINE_MARGIN = 0.05
@@ -89,6 +92,8 @@ class HttpClient:
         self._ssl = ssl_context
         self._sleep = sleep
         self._session: aiohttp.ClientSession | None = None
+        # Whether the provider's last word on our credentials was a refusal (401/403).
+        self._refused = False
 
     def _client(self) -> aiohttp.ClientSession:
         # Created on first use: a ClientSession belongs to the running event loop.
@@ -127,7 +132,10 @@ class HttpClient:
                 method, url, label, scope, headers, params, json_body, data
             )
             if isinstance(outcome, UpstreamResponse):
-                if 200 <= outcome.status < 300 or outcome.status in passthrough:
+                if 200 <= outcome.status < 300:
+                    self._credentials(refused=None)
+                    return outcome
+                if outcome.status in passthrough:
                     return outcome
                 failure = http_failure(
                     outcome.status, outcome.raw, outcome.headers.get("Retry-After"), label
@@ -135,6 +143,8 @@ class HttpClient:
             else:
                 failure = outcome
             if not failure.retryable or attempt >= self._retries:
+                if failure.error.reason == Reason.UPSTREAM_AUTH_FAILED:
+                    self._credentials(refused=failure.error)
                 raise failure.error
             delay = self._delay(attempt, failure.retry_after)
             if delay > scope.remaining() - DEADLINE_MARGIN:
@@ -142,6 +152,22 @@ class HttpClient:
                 raise failure.error
             await self._sleep(delay)
             attempt += 1
+
+    def _credentials(self, *, refused: ApiError | None) -> None:
+        """Log when the provider starts refusing the gateway's own credentials, and when
+        it accepts them again: once per change, not per call (every poll of the source
+        fails meanwhile, and each says so in its result). The line quotes the provider's
+        answer, never a credential."""
+        if refused is not None and not self._refused:
+            log.warning(
+                "%s API refused the gateway's credentials: %s; every poll of this source "
+                "fails until its API credentials are fixed",
+                self.provider,
+                refused.message,
+            )
+        elif refused is None and self._refused:
+            log.info("%s API accepts the gateway's credentials again", self.provider)
+        self._refused = refused is not None
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         # Full jitter: concurrent pollers that failed together do not retry together.
@@ -161,7 +187,11 @@ class HttpClient:
         json_body: Any,
         data: bytes | Mapping[str, str] | None,
     ) -> UpstreamResponse | Failure:
-        if not self.breaker.allow():
+        try:
+            admitted = await self.breaker.admit(max(0.0, scope.remaining() - DEADLINE_MARGIN))
+        except TimeoutError:
+            raise deadline_exceeded(label) from None
+        if not admitted:
             raise ApiError(
                 Reason.UPSTREAM_UNAVAILABLE,
                 f"{label}: not called, the {self.provider} API failed "
@@ -169,6 +199,7 @@ class HttpClient:
                 f"next try in {self.breaker.retry_in():.1f}s)",
             )
         outcome = Outcome.NEUTRAL
+        detail = ""
         try:
             remaining = scope.remaining() - DEADLINE_MARGIN
             if remaining <= 0:
@@ -180,8 +211,13 @@ class HttpClient:
             if isinstance(result, UpstreamResponse):
                 outcome = _health(result)
                 if 200 <= result.status < 300 and not result.is_json:
-                    return bad_response(label, result.status, result.raw)
+                    failure = bad_response(label, result.status, result.raw)
+                    detail = failure.error.message
+                    return failure
+                if outcome == Outcome.FAILURE:
+                    detail = http_failure(result.status, result.raw, None, label).error.message
                 return result
+            detail = result.error.message
             if result.provider_down:
                 outcome = Outcome.FAILURE
             if result.error.reason == Reason.UPSTREAM_TIMEOUT and timeout < self._timeout:
@@ -191,7 +227,7 @@ class HttpClient:
                     raise deadline_exceeded(label)
             return result
         finally:
-            self.breaker.record(outcome)
+            self.breaker.record(outcome, detail)
 
     async def _send(
         self,

@@ -92,7 +92,12 @@ class _StateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_State.ValueType
     STATE_CANCELLED: _State.ValueType  # 11
 
 class State(_State, metaclass=_StateEnumTypeWrapper):
-    """The canonical state of a subject. See DESIGN.md §4 for the order of updates."""
+    """The canonical state of a subject. Updates only move a subject forward: they are
+    ranked by (stage, state), with states ranked PENDING < IN_PROGRESS < ACTIVE = PAUSED
+    < PARTIAL < COMPLETED < FAILED = EXPIRED = REJECTED = REVOKED = CANCELLED; an equal
+    rank is applied only when its provider time is newer or it adds information, and a
+    terminal subject never changes again.
+    """
 
 STATE_UNSPECIFIED: State.ValueType  # 0
 STATE_PENDING: State.ValueType  # 1

@@ -13,9 +13,11 @@ answer says what a webhook says.
   the session COMPLETED at PROCESSING, which is terminal: the enrichment webhook that
   follows, and may say PARTIAL or FAILED, would then be dropped. A session whose only
   news is ``progress`` is therefore IN_PROGRESS at PROCESSING (with its statement
-  counts); its verdict comes from ``session_status``, per account, exactly as the
+  counts), and ``ready_to_fetch``: FinBox's own advice is to fetch the data once
+  ``session_progress`` is completed, so a client need not wait for the verdict to
+  start. The verdict comes from ``session_status``, per account, exactly as the
   enrichment webhook derives it (all accounts completed: COMPLETED, some: PARTIAL,
-  none: FAILED).
+  none: FAILED); one poll merges both answers into one change.
 - **session_status** is documented only as "per-account ``account_status``,
   ``error_code``, ``error_message``": its ``accounts[]`` are read like the enrichment
   webhook's. An answer that lists no account gives no verdict (rather than FAILED, which
@@ -146,7 +148,8 @@ def _progress(
         Stage.STAGE_PROCESSING,
         answer.session_progress,
         progress=(finished, len(statements)) if statements else None,
-        ready_to_fetch=completed and not provisional,
+        # Completed processing is FinBox's signal to fetch, verdict or not.
+        ready_to_fetch=completed,
     )
     return PolledProgress([*statements, session_status], completed)
 

@@ -43,9 +43,8 @@ Decisions, where the contract leaves room:
    the reconciler keeps polling until ``GET /v2/sessions/{id}`` shows it final.
    COMPLETED, EXPIRED and FAILED are always terminal.
 6. FIP accounts: PENDING -> IN_PROGRESS, READY -> COMPLETED (ready), **DELIVERED ->
-   COMPLETED and ready_to_fetch too** (the data was delivered and stays fetchable; a
-   terminal account that is never "ready" would strand a WaitStatus(READY_TO_FETCH)
-   whose READY notification was lost), DENIED -> REJECTED (PROVIDER_DENIED), TIMEOUT ->
+   COMPLETED but not ready_to_fetch** (Setu: fetch only when FIStatus is READY; a
+   delivered account's data already went out), DENIED -> REJECTED (PROVIDER_DENIED), TIMEOUT ->
    FAILED (TIMEOUT, retryable), FAILED -> FAILED (no reason given by Setu). The
    ``description`` becomes the error message and an attribute; also ``fip_id`` and
    ``masked_account_number``. Accounts carry no ``occurred_at`` (the notification's

@@ -69,10 +69,9 @@ FI_STATUSES = Table(
     {
         "PENDING": Outcome(_S.STATE_IN_PROGRESS),
         "READY": Outcome(_S.STATE_COMPLETED, ready_to_fetch=True),
-        # Already delivered to us: the data exists and stays fetchable while the session
-        # lives. Not ready would strand a WaitStatus(READY_TO_FETCH) on a terminal
-        # account whose READY notification was lost.
-        "DELIVERED": Outcome(_S.STATE_COMPLETED, ready_to_fetch=True),
+        # Setu: fetch only when FIStatus is READY. DELIVERED says the data already went
+        # out; the account is done, and not (again) ready to fetch.
+        "DELIVERED": Outcome(_S.STATE_COMPLETED),
         "DENIED": Outcome(_S.STATE_REJECTED, reason=_R.ERROR_REASON_PROVIDER_DENIED),
         "TIMEOUT": Outcome(_S.STATE_FAILED, reason=_R.ERROR_REASON_TIMEOUT, retryable=True),
         "FAILED": Outcome(_S.STATE_FAILED),

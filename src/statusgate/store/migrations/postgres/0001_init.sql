@@ -1,4 +1,4 @@
--- statusgate PostgreSQL schema, version 1 (DESIGN.md §7).
+-- statusgate PostgreSQL schema, version 1: deliveries, events, statuses.
 -- Names and ids are COLLATE "C": listing pages by name and name prefixes are byte
 -- ranges, which must order exactly like SQLite's BINARY collation (code points), not
 -- like the database's locale.

@@ -1,4 +1,4 @@
--- statusgate PostgreSQL schema, version 2: the reconciler's schedule (DESIGN.md §7, §8),
+-- statusgate PostgreSQL schema, version 2: the reconciler's schedule,
 -- the same table as SQLite's version 2.
 
 -- One row per subject the reconciler has considered.

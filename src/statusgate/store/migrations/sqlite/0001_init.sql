@@ -1,4 +1,4 @@
--- statusgate SQLite schema, version 1 (DESIGN.md §7).
+-- statusgate SQLite schema, version 1: deliveries, events, statuses.
 -- Timestamps are integer microseconds since the Unix epoch, UTC: they sort and compare
 -- as plain integers and round-trip Python datetimes exactly.
 

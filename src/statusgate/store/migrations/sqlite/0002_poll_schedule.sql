@@ -1,4 +1,4 @@
--- statusgate SQLite schema, version 2: the reconciler's schedule (DESIGN.md §7, §8).
+-- statusgate SQLite schema, version 2: the reconciler's schedule.
 -- Timestamps are integer microseconds since the Unix epoch, UTC, as in version 1.
 
 -- One row per subject the reconciler has claimed at least once.
