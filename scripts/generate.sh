@@ -25,4 +25,5 @@ trap 'rm -f "$descriptors"' EXIT
   -I protos -I "$common" -I "$tools" \
   --include_imports --include_source_info --descriptor_set_out="$descriptors" \
   protos/statusgate/v1/status_service.proto protos/statusgate/v1/admin_service.proto
-PYTHONPATH=src "$python" -m statusgate.api.openapi "$descriptors" > "$out/openapi.json"
+openapi="$out"/openapi.json
+PYTHONPATH=src "$python" -m statusgate.api.openapi "$descriptors" > "$openapi"

@@ -96,6 +96,7 @@ def env(tmp_path: Path) -> dict[str, str]:
     moved = {
         "STATUSGATE_HTTP": f"0.0.0.0:{free_port()}",
         "STATUSGATE_GRPC": f"0.0.0.0:{free_port()}",
+        "STATUSGATE_API": f"0.0.0.0:{free_port()}",
         "STATUSGATE_STORE": f"sqlite:///{tmp_path / 'statusgate.db'}",
     }
     assert set(image_env()) == set(moved)

@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from statusgate.app import Gateway, load_settings
+from statusgate.app import Gateway, StartupError, load_settings
 from tests.conftest import gateway_settings, start_gateway, stop_gateway
 from tests.fakes.tls import make_pki
 
@@ -20,7 +20,7 @@ async def test_a_busy_api_port_fails_start_up_in_one_clear_line(tmp_path: Path) 
     first = await start_gateway(gateway_settings(tmp_path / "a"))
     try:
         second = Gateway(gateway_settings(tmp_path / "b", api=f"127.0.0.1:{first.ports.api}"))
-        with pytest.raises(OSError, match=r"^cannot listen for the API on 127\.0\.0\.1:\d+: "):
+        with pytest.raises(StartupError, match=r"^cannot listen for API on 127\.0\.0\.1:\d+: "):
             await second.start()
         assert not await second.ready()
         assert await first.gateway.ready()
@@ -69,6 +69,6 @@ async def test_unusable_tls_files_fail_start_up_in_one_line(tmp_path: Path) -> N
         store=f"sqlite:///{tmp_path / 'g.db'}",
     )
     gateway = Gateway(settings)
-    with pytest.raises(OSError, match=r"^cannot use api_tls: .*No such file"):
+    with pytest.raises(StartupError, match=r"^cannot use api_tls: .*No such file"):
         await gateway.start()
     assert not await gateway.ready()

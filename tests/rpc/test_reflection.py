@@ -47,6 +47,7 @@ async def test_both_versions_list_the_services(gw: RunningGateway, version: str)
     services = {s.name for s in answer.list_services_response.service}
     assert services == {
         "statusgate.v1.StatusService",
+        "statusgate.v1.AdminService",
         "grpc.health.v1.Health",
         "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",

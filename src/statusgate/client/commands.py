@@ -47,7 +47,9 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     deliveries = commands.add_parser(
         "deliveries", help="list, show and replay the raw deliveries a running gateway kept"
     )
-    actions = deliveries.add_subparsers(dest="action", required=True)
+    actions = deliveries.add_subparsers(
+        dest="action", required=True, metavar="ACTION", help="list, show or replay"
+    )
     listing = actions.add_parser("list", help="newest first")
     show = actions.add_parser("show", help="one delivery: headers, body, events")
     replay = actions.add_parser(
@@ -67,7 +69,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         parser.add_argument("--page-size", type=int, default=0)
         parser.add_argument("--page-token", default="")
         parser.add_argument("--all", action="store_true", help="every page")
-    show.add_argument("id")
+    show.add_argument("id", help="the delivery id (as in the front door's answer or the list)")
     replay.add_argument("ids", nargs="*", help="delivery ids (else: the filter flags)")
     replay.add_argument(
         "--dry-run", action="store_true", help="print what would change, change nothing"
@@ -79,8 +81,8 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description="Post one of a provider's scenarios (simulate --list names them), "
         "with fresh ids, signed as the target source's authentication expects.",
     )
-    sim.add_argument("provider", nargs="?")
-    sim.add_argument("scenario", nargs="?")
+    sim.add_argument("provider", nargs="?", help="the provider whose webhooks to post (--list)")
+    sim.add_argument("scenario", nargs="?", help="which of its scenarios (--list names them)")
     sim.add_argument("--list", action="store_true", help="print PROVIDER SCENARIO per line")
     sim.add_argument("--to", help="the source's webhook URL: http(s)://HOST/webhooks/<source>")
     sim.add_argument("--config", type=Path, help="the gateway's config (the source's auth)")
