@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import collections
+import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from statusgate.app import load_settings
 from statusgate.v1 import status_pb2 as pb
 from statusgate.v1 import status_service_pb2_grpc
 from tests.conftest import RunningGateway, gateway_settings, start_gateway, stop_gateway
@@ -185,3 +188,72 @@ async def test_a_negative_cursor_is_invalid(gw: RunningGateway) -> None:
         await anext(aiter(watch(gw, after=-1)))
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error_info(raised.value).reason == "INVALID_ARGUMENT"
+
+
+async def open_streams(
+    target: str, count: int, metadata: tuple[tuple[str, str], ...] = ()
+) -> tuple[list[grpc.aio.UnaryStreamCall], list[str]]:
+    """Open ``count`` Watch streams at once, each filtering on its own session; each
+    one's first answer: "caught_up", or the status code and details it ended with."""
+    channel = grpc.aio.insecure_channel(target)
+    stub = status_service_pb2_grpc.StatusServiceStub(channel)
+    calls = [
+        stub.WatchStatuses(
+            pb.WatchStatusesRequest(
+                filter=pb.StatusFilter(names=[f"sources/finbox/sessions/at-once-{i}"])
+            ),
+            metadata=metadata,
+        )
+        for i in range(count)
+    ]
+
+    async def first(call: grpc.aio.UnaryStreamCall) -> str:
+        try:
+            message = await asyncio.wait_for(call.read(), 60)
+        except grpc.aio.AioRpcError as error:
+            return f"{error.code().name}: {error.details()}"
+        return "caught_up" if message.caught_up else f"unexpected {message}"
+
+    outcomes = await asyncio.gather(*(first(call) for call in calls))
+    return calls, outcomes
+
+
+async def test_two_thousand_streams_opened_at_once_are_all_served(gw: RunningGateway) -> None:
+    # grpc's server queue of calls not yet picked up drops some silently (CANCELLED,
+    # nothing logged) once it holds more than 1,000: every stream must be served.
+    calls, outcomes = await open_streams(f"127.0.0.1:{gw.ports.grpc}", 2000)
+    try:
+        assert collections.Counter(outcomes) == {"caught_up": 2000}
+        # And they are live: an event for one of them reaches that one.
+        await gw.post("finbox", finbox_expiry("at-once-1999"))
+        message = await asyncio.wait_for(calls[1999].read(), 20)
+        assert [e.status.name for e in message.events] == ["sources/finbox/sessions/at-once-1999"]
+    finally:
+        for call in calls:
+            call.cancel()
+
+
+async def test_streams_over_a_clients_limit_are_refused_with_the_limit(tmp_path: Path) -> None:
+    token = "watch-many-token"
+    config = tmp_path / "statusgate.toml"
+    config.write_text(
+        "[clients.many]\n"
+        f'token_sha256 = "{hashlib.sha256(token.encode()).hexdigest()}"\n'
+        'sources = ["*"]\n'
+        "max_watch_streams = 1500\n"
+    )
+    settings = load_settings(
+        config, http="127.0.0.1:0", grpc="127.0.0.1:0", store=f"sqlite:///{tmp_path / 'g.db'}"
+    )
+    running = await start_gateway(settings)
+    try:
+        calls, outcomes = await open_streams(
+            f"127.0.0.1:{running.ports.grpc}", 2000, (("authorization", f"Bearer {token}"),)
+        )
+        counted = collections.Counter(outcomes)
+        refused = "RESOURCE_EXHAUSTED: client 'many' already has its maximum of 1500 Watch streams"
+        assert counted == {"caught_up": 1500, refused: 500}
+        for call in calls:
+            call.cancel()
+    finally:
+        await stop_gateway(running)

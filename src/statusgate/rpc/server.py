@@ -25,6 +25,7 @@ SERVICE_NAME = status_pb2.DESCRIPTOR.package + ".StatusService"
 STATUS_SERVICE = status_service_pb2.DESCRIPTOR.services_by_name["StatusService"]
 ADMIN_SERVICE = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"]
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+MAX_PENDING_CALLS = 100_000
 
 # Keepalive pings hold idle Watch streams open through load balancers that drop quiet
 # connections, and let the server notice clients that vanished.
@@ -39,6 +40,13 @@ _OPTIONS = [
     # grpc sets SO_REUSEPORT by default, which lets a second, independent gateway bind
     # the same port and silently take half the clients. A busy port must fail start-up.
     ("grpc.so_reuseport", 0),
+    # Calls that arrived but that grpc.aio has not yet picked up wait in a queue of grpc's
+    # own; past 1,000 of them (the default soft limit) grpc drops some at random with
+    # CANCELLED and logs nothing, e.g. when 2,000 Watch streams open at once. The
+    # gateway's limits (a client's max_watch_streams) refuse calls with a status that
+    # says why; this queue must never decide for them.
+    ("grpc.server.max_pending_requests", MAX_PENDING_CALLS),
+    ("grpc.server.max_pending_requests_hard_limit", 2 * MAX_PENDING_CALLS),
 ]
 
 
