@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from statusgate.core.filters import PreparedFilter
 from statusgate.core.hub import Hub
 from statusgate.core.names import parse_name
 from statusgate.providers.common import build_status
 from statusgate.store.base import IngestRequest, PollIngest
 from statusgate.store.sqlite import SqliteStore
-from statusgate.v1.status_pb2 import Provider, Stage, State, StatusEvent
+from statusgate.v1.status_pb2 import Provider, Stage, State, StatusEvent, StatusFilter
 
 
 def expiry(session: str) -> IngestRequest:
@@ -79,6 +80,72 @@ async def test_out_of_order_offers_are_published_in_sequence(tmp_path: Path) -> 
         while len(seen) < 3:
             seen += [e.sequence for e in await asyncio.wait_for(anext(subscription), 5)]
         assert seen == [1, 2, 3]
+    finally:
+        await hub.close()
+        await store.close()
+
+
+def session_selector(*sessions: str) -> PreparedFilter:
+    return PreparedFilter(StatusFilter(names=[f"sources/finbox/sessions/{s}" for s in sessions]))
+
+
+async def test_a_filtered_subscriber_that_overflows_its_inbox_misses_nothing(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    await store.open()
+    # A tail and an inbox of 8 events: the subscriber below falls far behind both.
+    hub = Hub(store, tail_size=8, batch_size=5)
+    await hub.start()
+    try:
+        subscription = hub.subscribe(None, session_selector(*(f"w{i}" for i in range(60))))
+        assert await anext(subscription) == []
+        wanted = []
+        for i in range(60):
+            for session in (f"w{i}", f"other{i}"):
+                result = await store.ingest(expiry(session))
+                hub.offer(result.events)
+                if session.startswith("w"):
+                    wanted.append(result.events[0].sequence)
+        seen: list[int] = []
+        while len(seen) < len(wanted):
+            batch = await asyncio.wait_for(anext(subscription), 5)
+            assert all(e.status.name.split("/")[-1].startswith("w") for e in batch)
+            seen += [e.sequence for e in batch]
+        assert seen == wanted
+    finally:
+        await hub.close()
+        await store.close()
+
+
+async def test_a_filtered_subscriber_replays_then_follows_only_its_subject(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    await store.open()
+    hub = Hub(store)
+    await hub.start()
+    try:
+        for session in ("a", "b", "a", "c"):
+            hub.offer((await store.ingest(expiry(session))).events)
+        others = hub.subscribe(0, session_selector("b"))
+        mine = hub.subscribe(0, session_selector("a", "c"))
+        assert [e.sequence for e in await anext(mine)] == [1, 3]  # "a" twice: one change
+        assert await anext(mine) == []
+        assert [e.sequence for e in await anext(others)] == [2]
+        assert await anext(others) == []
+        hub.offer((await store.ingest(expiry("c"))).events)  # a duplicate: no event
+        hub.offer((await store.ingest(expiry("d"))).events)
+        hub.offer((await store.ingest(expiry("a2"))).events)
+        for session in ("c2", "a"):
+            hub.offer((await store.ingest(expiry(session))).events)
+        late = hub.subscribe(0, session_selector("d"))
+        assert [e.status.name for e in await anext(late)] == ["sources/finbox/sessions/d"]
+        assert await anext(late) == []
+        pending = asyncio.ensure_future(anext(others))
+        await asyncio.sleep(0.05)
+        assert not pending.done()  # nothing for "b" since
+        pending.cancel()
     finally:
         await hub.close()
         await store.close()

@@ -1,4 +1,5 @@
-"""StatusFilter semantics, shared by ListStatuses (in the store's SQL) and Watch (here).
+"""StatusFilter semantics, shared by ListStatuses (in the store's SQL) and Watch (here;
+``core.filter_index`` files Watch streams by their prepared filters).
 
 A filter is bounded (``FilterLimits``: names and prefixes per filter) and validated
 once, when the request arrives. For Watch it is then prepared once per stream
@@ -9,7 +10,7 @@ of matching an event does not grow with the size of the filter.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -91,66 +92,81 @@ def filter_size(status_filter: StatusFilter) -> int:
 
 
 class PreparedFilter:
-    """A validated StatusFilter made ready to match many events: built once per stream.
+    """A validated StatusFilter made ready to match many events: built once per stream,
+    narrowed to the sources a caller may see (``visible``; None: every source).
 
     Every set field must match; within a repeated field, any value. Matching costs a few
-    set look-ups per segment of the event's name, whatever the size of the filter.
+    set look-ups per segment of the event's name, whatever the size of the filter. The
+    sets are public (read-only) so that ``core.filter_index`` can file a stream under
+    them.
     """
 
     __slots__ = (
-        "_descendants_of",
-        "_exact",
-        "_kinds",
-        "_names",
-        "_sources",
-        "_states",
+        "descendants_of",
+        "exact",
+        "kinds",
+        "names",
+        "sources",
+        "states",
         "terminal_only",
     )
 
-    def __init__(self, status_filter: StatusFilter) -> None:
-        self._sources = frozenset(status_filter.sources)
-        self._names = frozenset(status_filter.names)
-        self._kinds = frozenset(status_filter.kinds)
-        self._states = frozenset(status_filter.states)
+    def __init__(
+        self, status_filter: StatusFilter, *, visible: Iterable[str] | None = None
+    ) -> None:
+        # None: any source; empty: none (the filter asks only for sources it may not see).
+        sources = frozenset(status_filter.sources) if status_filter.sources else None
+        if visible is not None:
+            allowed = frozenset(visible)
+            sources = allowed if sources is None else sources & allowed
+        self.sources: frozenset[str] | None = sources
+        self.names = frozenset(status_filter.names)
+        self.kinds = frozenset(status_filter.kinds)
+        self.states = frozenset(status_filter.states)
         self.terminal_only = status_filter.terminal_only
         prefixes = list(status_filter.name_prefixes)
         # name_has_prefix: a name matches a prefix it equals, or one it continues past a
         # "/" (a trailing "/" on the prefix selects the descendants only).
-        self._exact = frozenset(prefixes)
-        self._descendants_of = frozenset(p.rstrip("/") for p in prefixes)
+        self.exact = frozenset(prefixes)
+        self.descendants_of = frozenset(p.rstrip("/") for p in prefixes)
 
     @property
     def everything(self) -> bool:
-        """Whether every status matches (the filter is empty)."""
+        """Whether every status matches (the filter is empty, every source visible)."""
         return not (
-            self._sources
-            or self._names
-            or self._kinds
-            or self._states
-            or self._exact
+            self.sources is not None
+            or self.names
+            or self.kinds
+            or self.states
+            or self.exact
             or self.terminal_only
         )
 
+    @property
+    def nothing(self) -> bool:
+        """Whether no status can match: none of the sources asked for is visible."""
+        return self.sources is not None and not self.sources
+
     def matches(self, status: Status) -> bool:
-        if self._sources and status.source not in self._sources:
+        if self.sources is not None and status.source not in self.sources:
             return False
-        if self._names and status.name not in self._names:
+        if self.names and status.name not in self.names:
             return False
-        if self._exact and not self._matches_prefix(status.name):
+        if self.exact and not self._matches_prefix(status.name):
             return False
-        if self._kinds and status.kind not in self._kinds:
+        if self.kinds and status.kind not in self.kinds:
             return False
-        if self._states and status.state not in self._states:
+        if self.states and status.state not in self.states:
             return False
         return not (self.terminal_only and not status.terminal)
 
     def _matches_prefix(self, name: str) -> bool:
-        if name in self._exact:
+        if name in self.exact:
             return True
         # The name's own whole-segment prefixes, shortest first: a handful per name.
         cut = name.find("/")
         while cut != -1:
-            if name[:cut] in self._descendants_of:
+            if name[:cut] in self.descendants_of:
                 return True
             cut = name.find("/", cut + 1)
         return False

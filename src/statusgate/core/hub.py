@@ -10,6 +10,15 @@ Events reach the hub in two ways: ``offer`` with the events a local commit produ
 (possibly out of order, since concurrent ingest calls resume in any order), and
 ``notify`` when another replica committed (PostgreSQL NOTIFY). Either way, a gap is
 filled by reading the store, which returns events gap-free.
+
+A subscriber that wants everything reads the tail itself after each wake-up. A
+subscriber with a filter (``core.filters.PreparedFilter``) is filed in a
+``FilterIndex``: as events are published, the hub hands each one only to the filtered
+subscribers whose filters match it (their *inbox*), and wakes only those, so thousands
+of streams watching one session each cost an event about what one stream does. An
+inbox is bounded: a subscriber that lets it overflow loses it and reads what it missed
+from the tail or the store instead, gap-free, like one that resumes from an old
+sequence.
 """
 
 from __future__ import annotations
@@ -20,6 +29,8 @@ import logging
 from collections.abc import AsyncGenerator, Iterable
 from typing import Protocol
 
+from statusgate.core.filter_index import FilterIndex
+from statusgate.core.filters import PreparedFilter
 from statusgate.v1.status_pb2 import StatusEvent
 
 log = logging.getLogger(__name__)
@@ -36,6 +47,31 @@ class EventSource(Protocol):
     async def read_events(self, *, after_sequence: int, limit: int) -> list[StatusEvent]: ...
 
     async def last_sequence(self) -> int: ...
+
+
+class _Filtered:
+    """A filtered subscriber: the events its filter matched since ``armed_at``."""
+
+    __slots__ = ("armed_at", "inbox", "limit", "wake")
+
+    def __init__(self, armed_at: int, limit: int) -> None:
+        # Events after this sequence reach the inbox; those up to it are read from the
+        # tail or the store.
+        self.armed_at = armed_at
+        self.inbox: list[StatusEvent] = []
+        self.limit = limit
+        self.wake = asyncio.Event()
+
+    def deliver(self, event: StatusEvent) -> None:
+        if event.sequence <= self.armed_at:
+            return
+        if len(self.inbox) >= self.limit:
+            # Too slow to keep: start over from the tail or the store after what it has.
+            self.inbox.clear()
+            self.armed_at = event.sequence
+        else:
+            self.inbox.append(event)
+        self.wake.set()
 
 
 class Hub:
@@ -58,6 +94,7 @@ class Hub:
         self._fill_task: asyncio.Task[None] | None = None
         self._fill_again = False
         self._closed = False
+        self._index: FilterIndex[_Filtered] = FilterIndex()
 
     @property
     def last_sequence(self) -> int:
@@ -70,6 +107,8 @@ class Hub:
     async def close(self) -> None:
         self._closed = True
         self._wake()
+        for subscriber in self._index.members():
+            subscriber.wake.set()
         if self._fill_task is not None:
             self._fill_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -93,10 +132,14 @@ class Hub:
 
     def _advance(self) -> None:
         moved = False
+        index = self._index
         while (event := self._pending.pop(self._last + 1, None)) is not None:
             self._tail.append(event)
             self._last = event.sequence
             moved = True
+            if len(index):
+                for subscriber in index.match(event.status):
+                    subscriber.deliver(event)
         if len(self._tail) > 2 * self._tail_size:
             del self._tail[: len(self._tail) - self._tail_size]
         # Events at or below _last arrived through a store read first; drop them.
@@ -140,16 +183,26 @@ class Hub:
     # --- output ----------------------------------------------------------------------
 
     async def subscribe(
-        self, after_sequence: int | None
+        self, after_sequence: int | None, status_filter: PreparedFilter | None = None
     ) -> AsyncGenerator[list[StatusEvent], None]:
-        """Batches of events with sequence > after_sequence (None: only new ones), in
-        order and without gaps. An empty batch means "caught up with the live tail" and
-        is yielded once, when the replay first reaches it."""
+        """Batches of the events with sequence > after_sequence (None: only new ones)
+        that ``status_filter`` matches (None: every event), in order and without gaps. An
+        empty batch means "caught up with the live tail" and is yielded once, when the
+        replay first reaches it."""
         cursor = self._last if after_sequence is None else after_sequence
+        if status_filter is None or status_filter.everything:
+            generator = self._everything(cursor)
+        else:
+            generator = self._filtered(cursor, status_filter)
+        async with contextlib.aclosing(generator):
+            async for batch in generator:
+                yield batch
+
+    async def _everything(self, cursor: int) -> AsyncGenerator[list[StatusEvent], None]:
         caught_up = False
         while not self._closed:
             changed = self._changed
-            batch = await self._read_after(cursor)
+            batch = await self._read_after(cursor, self._last)
             if batch:
                 cursor = batch[-1].sequence
                 yield batch
@@ -159,15 +212,51 @@ class Hub:
                 yield []
             await changed.wait()
 
-    async def _read_after(self, cursor: int) -> list[StatusEvent]:
-        if cursor >= self._last:
+    async def _filtered(
+        self, cursor: int, status_filter: PreparedFilter
+    ) -> AsyncGenerator[list[StatusEvent], None]:
+        subscriber = _Filtered(self._last, limit=self._tail_size)
+        self._index.add(subscriber, status_filter)
+        try:
+            caught_up = False
+            while not self._closed:
+                if cursor < subscriber.armed_at:
+                    # Behind its inbox: read the tail or the store, filtering here.
+                    events = await self._read_after(cursor, subscriber.armed_at)
+                    if not events:  # the store's reader is behind the hub: retry soon
+                        await asyncio.sleep(GAP_FILL_DELAY)
+                        continue
+                    cursor = events[-1].sequence
+                    matched = [e for e in events if status_filter.matches(e.status)]
+                    if matched:
+                        yield matched
+                    continue
+                if subscriber.inbox:
+                    batch = subscriber.inbox[: self._batch_size]
+                    del subscriber.inbox[: self._batch_size]
+                    cursor = batch[-1].sequence
+                    yield batch
+                    continue
+                if not caught_up:
+                    caught_up = True
+                    yield []
+                    continue
+                subscriber.wake.clear()
+                await subscriber.wake.wait()
+        finally:
+            self._index.remove(subscriber)
+
+    async def _read_after(self, cursor: int, until: int) -> list[StatusEvent]:
+        """Events after ``cursor`` up to ``until`` (at most ``_last``), at most a batch."""
+        until = min(until, self._last)
+        if cursor >= until:
             return []
         if self._tail and self._tail[0].sequence <= cursor + 1:
             start = cursor + 1 - self._tail[0].sequence
-            return self._tail[start : start + self._batch_size]
+            return self._tail[start : start + min(self._batch_size, until - cursor)]
         # Fell behind the in-memory tail (or resumes from an old sequence): the store has
         # every committed event in order. Never read past _last, which is gap-free.
         events = await self._store.read_events(
-            after_sequence=cursor, limit=min(self._batch_size, self._last - cursor)
+            after_sequence=cursor, limit=min(self._batch_size, until - cursor)
         )
-        return [e for e in events if e.sequence <= self._last]
+        return [e for e in events if e.sequence <= until]

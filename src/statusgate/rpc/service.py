@@ -66,38 +66,24 @@ class WatchStream:
         self._hub = hub
         self._access = access
         self._caller = caller
-        # Prepared once for the whole stream: matching an event never scans the filter.
-        self._filter = PreparedFilter(status_filter)
+        # Prepared once for the whole stream and narrowed to the caller's sources (other
+        # sources' events are left out silently, like in ListStatuses): the hub hands
+        # the stream only the events it matches (core.filter_index).
+        self._filter = PreparedFilter(status_filter, visible=caller.sources)
         self._entries = entries
         self._after = after
         self._open = True
         self.head_sequence = 0
 
     async def batches(self) -> AsyncGenerator[list[pb.StatusEvent], None]:
-        caller, status_filter = self._caller, self._filter
-        # Most subscribers want everything: then each batch goes out whole.
-        everything = caller.sources is None and status_filter.everything
-        subscription = self._hub.subscribe(self._after)
+        subscription = self._hub.subscribe(self._after, self._filter)
         try:
             async for batch in subscription:
                 if not batch:
                     # The hub yields the marker once its cursor reached its head, and
                     # nothing ran in between: the head is where this stream is.
                     self.head_sequence = max(self._after or 0, self._hub.last_sequence)
-                    yield []
-                    continue
-                # Other sources' events are left out silently, like in ListStatuses.
-                events = (
-                    batch
-                    if everything
-                    else [
-                        e
-                        for e in batch
-                        if caller.can_see(e.status.source) and status_filter.matches(e.status)
-                    ]
-                )
-                if events:
-                    yield events
+                yield batch
             # The hub only ends when the gateway shuts down; say so, so the client
             # resumes elsewhere instead of taking the end of the stream as final.
             raise ApiError(

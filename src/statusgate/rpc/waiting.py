@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator
 
+from statusgate.core.filters import PreparedFilter
 from statusgate.core.hub import Hub
 from statusgate.poll.service import unchanged_for
 from statusgate.poll.waits import Schedule, WaitPolls
@@ -50,7 +51,7 @@ async def wait_for(
     (UPSTREAM_NOT_FOUND) as soon as the provider says it does not know the subject and
     the store has never seen it either: nothing could ever meet the condition then."""
     # Subscribe before reading, so a change between the read and the wait is seen.
-    subscription = hub.subscribe(hub.last_sequence)
+    subscription = hub.subscribe(hub.last_sequence, PreparedFilter(pb.StatusFilter(names=[name])))
     try:
         status = await store.get_status(name)
         if status is not None and condition_holds(condition, status):
