@@ -41,6 +41,9 @@ DEFAULT_BATCH_SIZE = 500
 # out-of-order offers close their gaps within microseconds; only a gap left by another
 # replica waits this long.
 GAP_FILL_DELAY = 0.005
+# After another writer said it committed, the events are in the store already: read
+# them at once (a moment's wait only lets a burst of wake-ups share one read).
+NOTIFY_FILL_DELAY = 0.0005
 
 
 class EventSource(Protocol):
@@ -123,12 +126,12 @@ class Hub:
                 self._pending[event.sequence] = event
         self._advance()
         if self._pending:
-            self._schedule_fill()
+            self._schedule_fill(GAP_FILL_DELAY)
 
     def notify(self, sequence: int) -> None:
         """Another writer committed up to ``sequence``; read what we have not seen."""
         if sequence > self._last:
-            self._schedule_fill()
+            self._schedule_fill(NOTIFY_FILL_DELAY)
 
     def _advance(self) -> None:
         moved = False
@@ -153,15 +156,15 @@ class Hub:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    def _schedule_fill(self) -> None:
+    def _schedule_fill(self, delay: float) -> None:
         if self._fill_task is None or self._fill_task.done():
-            self._fill_task = asyncio.get_running_loop().create_task(self._fill())
+            self._fill_task = asyncio.get_running_loop().create_task(self._fill(delay))
         else:
             # The running fill's last read may predate this commit: it must read again.
             self._fill_again = True
 
-    async def _fill(self) -> None:
-        await asyncio.sleep(GAP_FILL_DELAY)
+    async def _fill(self, delay: float) -> None:
+        await asyncio.sleep(delay)
         try:
             while True:
                 self._fill_again = False

@@ -3,8 +3,11 @@ embedded default) or ``postgresql://...`` (shared by replicas)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from statusgate.store.base import Store
 from statusgate.store.sqlite import SqliteStore
+from statusgate.store.sqlite_shared import SqliteSharing
 
 ACCEPTED = (
     "sqlite:///relative/path, sqlite:////absolute/path,"
@@ -12,20 +15,21 @@ ACCEPTED = (
 )
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, sharing: SqliteSharing | None = None) -> Store:
     """The store for ``url``, not yet opened: the caller awaits ``store.open()``.
 
     ``sqlite:///`` is followed by the path, so ``sqlite:///./statusgate.db`` is relative
     to the working directory and ``sqlite:////var/lib/statusgate.db`` is absolute.
     ``postgresql://user:password@host:port/database?schema=name`` is shared by replicas;
-    ``schema`` is optional (see ``store.postgres``).
+    ``schema`` is optional (see ``store.postgres``). ``sharing`` is how a worker of a
+    gateway shares a SQLite file with the others (``store.sqlite_shared``).
     """
     scheme, separator, rest = url.partition("://")
     scheme = scheme.lower()
     if not separator:
         raise ValueError(f"store URL {url!r} has no scheme; accepted: {ACCEPTED}")
     if scheme == "sqlite":
-        return SqliteStore(_sqlite_path(url, rest))
+        return SqliteStore(_sqlite_path(url, rest), sharing=sharing)
     if scheme in ("postgresql", "postgres"):
         # Imported here so a SQLite deployment never loads asyncpg.
         from statusgate.store.postgres import PostgresStore
@@ -52,6 +56,14 @@ async def probe_store(url: str) -> str | None:
         return await postgres.probe(url)
     open_store(url)  # raises, saying what is accepted
     return None
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a ``sqlite:///`` URL (None for other stores); ValueError if malformed."""
+    scheme, separator, rest = url.partition("://")
+    if not separator or scheme.lower() != "sqlite":
+        return None
+    return Path(_sqlite_path(url, rest))
 
 
 def _sqlite_path(url: str, rest: str) -> str:

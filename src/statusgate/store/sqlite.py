@@ -5,13 +5,17 @@ is pending (up to ``max_batch``) and runs it as one transaction in the single wr
 thread; while that batch syncs, new requests queue up for the next one, so N concurrent
 webhooks cost one fsync instead of N. Reads run in a small pool of threads with one
 read-only connection each, which WAL lets proceed while the writer commits.
+
+The file belongs to one process, or to the workers of one gateway (``sharing``): then
+they hold its lock together, number their batches one after the other inside SQLite's
+write lock (``sqlite_writer``), and wake each other's hubs after every commit
+(``sqlite_shared``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
-import fcntl
 import functools
 import logging
 import os
@@ -36,6 +40,7 @@ from statusgate.store.base import (
     StoreUnavailableError,
 )
 from statusgate.store.group_commit import GroupCommitter
+from statusgate.store.sqlite_shared import PeerChannel, SqliteSharing, adopt_lock, take_lock
 from statusgate.store.sqlite_writer import SqliteWriter
 from statusgate.v1.status_pb2 import Status, StatusEvent
 
@@ -94,6 +99,7 @@ class SqliteStore:
         probe_interval: float = 1.0,
         commit_delay: float = 0.002,
         connection_class: type[sqlite3.Connection] = sqlite3.Connection,
+        sharing: SqliteSharing | None = None,
     ) -> None:
         if max_batch < 1 or read_threads < 1 or cache_size < 0 or probe_interval <= 0:
             raise ValueError(
@@ -108,6 +114,11 @@ class SqliteStore:
             busy_timeout_ms=busy_timeout_ms,
             cache_size=cache_size,
             connection_class=connection_class,
+            write_lock=Path(f"{path}.writer-lock") if sharing is not None else None,
+        )
+        self._sharing = sharing
+        self._peers = (
+            PeerChannel(sharing.run_dir, sharing.index, sharing.count) if sharing else None
         )
         self._state = "new"  # -> "open" -> "closing" -> "closed"
         self._committer = GroupCommitter(
@@ -146,9 +157,13 @@ class SqliteStore:
         self._writer_pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         try:
             await loop.run_in_executor(self._writer_pool, self._writer.open)
+            if self._peers is not None:
+                self._peers.start()
         except BaseException as exc:
             self._writer_pool.shutdown(wait=False)
             self._state = "closed"
+            if self._peers is not None:
+                self._peers.close()
             self._release_process_lock()
             if isinstance(exc, sqlite3.Error | OSError):
                 raise StoreUnavailableError(
@@ -166,6 +181,8 @@ class SqliteStore:
         # New ingests are refused from here on; the writer drains what is queued.
         self._state = "closing"
         await self._committer.stop()
+        if self._peers is not None:
+            self._peers.close()
         assert self._writer_pool is not None and self._read_pool is not None
         loop = asyncio.get_running_loop()
         try:
@@ -182,25 +199,21 @@ class SqliteStore:
             self._release_process_lock()
 
     def _take_process_lock(self) -> None:
-        """One process per SQLite store: sequences are assigned from the writer's memory,
-        so a second writer (another gateway, or ``statusgate replay`` while one runs)
-        would collide. PostgreSQL is the store for several processes."""
+        """One process per SQLite store, or the workers of one gateway together (see
+        ``sqlite_shared``): a writer outside them (another gateway, or ``statusgate
+        replay`` while one runs) is refused. PostgreSQL is the store for several
+        gateways."""
         try:
-            lock = open(f"{self.path}.lock", "a+b")  # noqa: SIM115 - held until close()
+            if self._sharing is None:
+                self._lock_file = take_lock(self.path)
+            else:
+                self._lock_file = adopt_lock(self.path, self._sharing.lock_fd)
+        except StoreUnavailableError:
+            self._state = "closed"
+            raise
         except OSError as error:
             self._state = "closed"
             raise StoreUnavailableError(_unopenable(str(self.path), error)) from error
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.close()
-            self._state = "closed"
-            raise StoreUnavailableError(
-                f"the SQLite store {self.path} is in use by another statusgate process: stop "
-                "that one first, or give this gateway a store of its own (--store); "
-                "processes that share a store use PostgreSQL"
-            ) from None
-        self._lock_file = lock
 
     def _check_writable(self) -> None:
         """Refuse a store whose files cannot be written, before SQLite maps them. A
@@ -231,8 +244,10 @@ class SqliteStore:
     # --- writes ----------------------------------------------------------------------
 
     def add_commit_listener(self, listener: Callable[[int], None]) -> None:
-        """Never called: one process owns a SQLite store, and its commits come back
-        from ``ingest``."""
+        """Called when another worker sharing the file committed; a store of one
+        process never calls it (its commits come back from ``ingest``)."""
+        if self._peers is not None:
+            self._peers.add(listener)
 
     async def ingest(self, request: IngestRequest) -> IngestResult:
         if self._state != "open":
@@ -242,7 +257,13 @@ class SqliteStore:
     async def _commit(self, requests: list[IngestRequest]) -> list[IngestResult | Exception]:
         assert self._writer_pool is not None
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer_pool, self._writer.commit_batch, requests)
+        before = self._writer.sequence
+        outcomes = await loop.run_in_executor(
+            self._writer_pool, self._writer.commit_batch, requests
+        )
+        if self._peers is not None and self._writer.sequence > before:
+            self._peers.announce(self._writer.sequence)
+        return outcomes
 
     async def _probe(self) -> None:
         assert self._writer_pool is not None
@@ -340,7 +361,7 @@ class SqliteStore:
         writer = self._writer
         try:
             return await asyncio.get_running_loop().run_in_executor(
-                self._writer_pool, lambda: statement(writer.conn)
+                self._writer_pool, writer.run, statement
             )
         except RuntimeError as exc:  # the pool was shut down by a concurrent close()
             raise StoreUnavailableError("the SQLite store is closed") from exc

@@ -7,15 +7,30 @@ error (a duplicate delivery id) the batch is staged again and each request writt
 inside its own SAVEPOINT, so that request is rolled back alone while the rest of the
 batch commits. Everything here is synchronous and must only ever run in the store's
 single writer thread.
+
+Several processes (the workers of one gateway) may write one file. Every write
+transaction is ``BEGIN IMMEDIATE``, which takes SQLite's write lock, and reads the last
+committed sequence inside it, so batches of all the processes are numbered one after
+the other and commit in sequence order: the sequence stays gap-free. The status cache
+holds committed snapshots only, and a batch that finds sequences it did not write
+evicts the subjects of those events first, so a snapshot another process changed is
+never served from memory. With ``write_lock`` (set when the file is shared), the
+writers also queue on a ``flock`` of that file before beginning: the kernel hands the
+lock over the moment it is free, where SQLite's own busy handler would sleep and retry
+for milliseconds under contention.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from statusgate.store.base import IngestRequest
 from statusgate.store.migrations import load_migrations
@@ -36,6 +51,8 @@ from statusgate.store.staging import (
     subjects,
 )
 from statusgate.v1.status_pb2 import Status
+
+_T = TypeVar("_T")
 
 log = logging.getLogger(__name__)
 
@@ -119,15 +136,18 @@ class SqliteWriter:
         busy_timeout_ms: int,
         cache_size: int,
         connection_class: type[sqlite3.Connection] = sqlite3.Connection,
+        write_lock: Path | None = None,
     ) -> None:
         self._path = path
+        self._write_lock_path = write_lock
+        self._write_lock: int | None = None
         self._busy_timeout_ms = busy_timeout_ms
         self._cache_size = cache_size
         self._connection_class = connection_class
         self._conn: sqlite3.Connection | None = None
         # Current statuses by name, committed state only (insertion order = LRU order).
         self._cache: dict[str, Status] = {}
-        # The greatest committed sequence.
+        # The greatest committed sequence, as of this writer's last transaction.
         self._sequence = 0
         # After a failed batch the cache and counter may not match the file (SQLite can
         # roll back on its own after an I/O error): both are rebuilt by the next batch.
@@ -146,10 +166,14 @@ class SqliteWriter:
             # FULL: with WAL, every COMMIT syncs the log, so an acknowledged webhook
             # survives power loss (NORMAL would only survive a process crash).
             conn.execute("PRAGMA synchronous = FULL")
-            migrate(conn)
+            if self._write_lock_path is not None:
+                self._write_lock = os.open(self._write_lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            with self._locked():
+                migrate(conn)
             self._sequence = last_sequence(conn)
         except BaseException:
             conn.close()
+            self._close_write_lock()
             raise
         self._conn = conn
 
@@ -157,7 +181,38 @@ class SqliteWriter:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        self._close_write_lock()
         self._cache.clear()
+
+    @property
+    def sequence(self) -> int:
+        """The greatest sequence committed, as of this writer's last transaction."""
+        return self._sequence
+
+    def _close_write_lock(self) -> None:
+        if self._write_lock is not None:
+            os.close(self._write_lock)
+            self._write_lock = None
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Queue behind the other processes' writers (only when the file is shared)."""
+        if self._write_lock is None:
+            yield
+            return
+        # Blocking, in the writer thread: whoever holds it holds SQLite's write lock
+        # for one transaction at most (bounded by busy_timeout), then lets go.
+        fcntl.flock(self._write_lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._write_lock, fcntl.LOCK_UN)
+
+    def run(self, statement: Callable[[sqlite3.Connection], _T]) -> _T:
+        """A small write of its own (the reconciler's schedule, retention), queued
+        like a batch behind the other processes' writers."""
+        with self._locked():
+            return statement(self.conn)
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -173,44 +228,50 @@ class SqliteWriter:
         is durable and every request must be reported as unavailable.
         """
         conn = self.conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            if self._stale:
-                self._cache.clear()
-                self._sequence = last_sequence(conn)
-                self._stale = False
-            outcomes, stager = self._apply(requests)
-            conn.execute("COMMIT")
-        except BaseException:
-            self._stale = True
-            if conn.in_transaction:
-                try:
-                    conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    log.exception("rollback of a failed batch failed")
-            raise
+        with self._locked():
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                self._catch_up(conn)
+                outcomes, stager = self._apply(requests)
+                conn.execute("COMMIT")
+            except BaseException:
+                self._stale = True
+                _rollback(conn, "batch")
+                raise
         self._sequence = stager.sequence
         for name, status in stager.statuses.items():
             self._remember(name, status)
         return outcomes
 
+    def _catch_up(self, conn: sqlite3.Connection) -> None:
+        """Inside the write transaction: learn the last committed sequence, and forget
+        the cached snapshots of every subject another process changed since this
+        writer's last transaction (each change is an event)."""
+        last = last_sequence(conn)
+        if self._stale or last < self._sequence:
+            self._cache.clear()
+        elif last > self._sequence and self._cache:
+            for (name,) in conn.execute(
+                "SELECT DISTINCT name FROM events WHERE sequence > ?", (self._sequence,)
+            ):
+                self._cache.pop(name, None)
+        self._sequence = last
+        self._stale = False
+
     def probe(self) -> None:
         """Commit a tiny real write (and its fsync) to tell whether commits work again."""
         conn = self.conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute(
-                "INSERT OR REPLACE INTO writer_probe (id, probed_at) VALUES (1, ?)",
-                (to_micros(datetime.now(UTC)),),
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                try:
-                    conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    log.exception("rollback of a failed probe failed")
-            raise
+        with self._locked():
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute(
+                    "INSERT OR REPLACE INTO writer_probe (id, probed_at) VALUES (1, ?)",
+                    (to_micros(datetime.now(UTC)),),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn, "probe")
+                raise
 
     def _apply(self, requests: Sequence[IngestRequest]) -> tuple[list[Outcome], Stager]:
         """Stage the batch and write it with one ``executemany`` per table; only when that
@@ -333,3 +394,11 @@ class SqliteWriter:
         self._cache[name] = status
         if len(self._cache) > self._cache_size:
             del self._cache[next(iter(self._cache))]
+
+
+def _rollback(conn: sqlite3.Connection, what: str) -> None:
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            log.exception("rollback of a failed %s failed", what)
