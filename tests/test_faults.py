@@ -8,6 +8,7 @@ from pathlib import Path
 
 import aiohttp
 import grpc
+import pytest
 
 from statusgate.v1 import status_pb2 as pb
 from statusgate.v1 import status_service_pb2_grpc
@@ -52,9 +53,17 @@ class Watcher:
                 self.cuts += 1
 
 
-async def test_sigkill_under_load_loses_no_acknowledged_webhook(tmp_path: Path) -> None:
+# Every test runs against a single gateway and against a supervisor with two workers
+# sharing the SQLite file; ``kill`` then SIGKILLs the supervisor and both workers at once.
+WORKERS = pytest.mark.parametrize("workers", [1, 2], ids=["one-process", "two-workers"])
+
+
+@WORKERS
+async def test_sigkill_under_load_loses_no_acknowledged_webhook(
+    tmp_path: Path, workers: int
+) -> None:
     store = f"sqlite:///{tmp_path / 'g.db'}"
-    gateway = ServeProcess(store)
+    gateway = ServeProcess(store, workers=workers)
     await gateway.start()
     watcher = Watcher()
     watching = asyncio.ensure_future(watcher.follow(gateway, until=10**9))
@@ -103,8 +112,9 @@ async def test_sigkill_under_load_loses_no_acknowledged_webhook(tmp_path: Path) 
         assert gateway.terminate() == 0
 
 
-async def test_a_full_disk_answers_503_and_recovers_by_itself(tmp_path: Path) -> None:
-    gateway = ServeProcess(f"sqlite:///{tmp_path / 'g.db'}")
+@WORKERS
+async def test_a_full_disk_answers_503_and_recovers_by_itself(tmp_path: Path, workers: int) -> None:
+    gateway = ServeProcess(f"sqlite:///{tmp_path / 'g.db'}", workers=workers)
     await gateway.start()
     padding = "x" * 200_000
     try:
@@ -114,7 +124,9 @@ async def test_a_full_disk_answers_503_and_recovers_by_itself(tmp_path: Path) ->
             # A real EFBIG from the kernel: cap the size of any file the gateway writes.
             # Only the soft limit: raising it back needs no privilege.
             unlimited = resource.RLIM_INFINITY
-            resource.prlimit(gateway.pid, resource.RLIMIT_FSIZE, (64 * 1024, unlimited))
+            writers = gateway.worker_pids_now() if workers > 1 else [gateway.pid]
+            for pid in writers:
+                resource.prlimit(pid, resource.RLIMIT_FSIZE, (64 * 1024, unlimited))
             full_codes = []
             for i in range(5):
                 payload = {**finbox_expiry(f"full{i}"), "padding": padding}
@@ -124,7 +136,8 @@ async def test_a_full_disk_answers_503_and_recovers_by_itself(tmp_path: Path) ->
             async with http.get(f"{gateway.base}/readyz") as response:
                 assert response.status == 503
 
-            resource.prlimit(gateway.pid, resource.RLIMIT_FSIZE, (unlimited, unlimited))
+            for pid in writers:
+                resource.prlimit(pid, resource.RLIMIT_FSIZE, (unlimited, unlimited))
             await gateway.wait_ready(timeout=30)  # recovers without any traffic
             code, after = await post(http, gateway, finbox_expiry("after"))
             assert code == 200 and after is not None
@@ -147,8 +160,11 @@ async def test_a_full_disk_answers_503_and_recovers_by_itself(tmp_path: Path) ->
         gateway.terminate()
 
 
-async def test_sigterm_drains_and_ends_watch_streams_with_unavailable(tmp_path: Path) -> None:
-    gateway = ServeProcess(f"sqlite:///{tmp_path / 'g.db'}")
+@WORKERS
+async def test_sigterm_drains_and_ends_watch_streams_with_unavailable(
+    tmp_path: Path, workers: int
+) -> None:
+    gateway = ServeProcess(f"sqlite:///{tmp_path / 'g.db'}", workers=workers)
     await gateway.start()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.grpc_port}") as channel:
         stub = status_service_pb2_grpc.StatusServiceStub(channel)

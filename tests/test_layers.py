@@ -40,7 +40,8 @@ ALLOWED["client"] = _BASE | {"core", "logs", "config", "providers", "web"}
 _BELOW_APP = set(ALLOWED) - {"client"}
 ALLOWED["app"] = _BELOW_APP | {"upstream", "web", "rpc", "api"}
 ALLOWED["config_check"] = ALLOWED["app"] | {"app"}
-ALLOWED["cli"] = ALLOWED["config_check"] | {"config_check", "client"}
+ALLOWED["supervisor"] = _BASE | {"core", "logs", "config", "store"}
+ALLOWED["cli"] = ALLOWED["config_check"] | {"config_check", "client", "supervisor"}
 
 
 def part(module: str) -> str:

@@ -32,6 +32,7 @@ from statusgate.config import (
     check_bindable,
     split_host_port,
 )
+from statusgate.config.workers import WorkerRole
 from statusgate.core.filters import FilterLimits
 from statusgate.core.hub import Hub
 from statusgate.ingest import Ingest
@@ -49,6 +50,7 @@ from statusgate.rpc.server import RpcServer
 from statusgate.rpc.service import StatusService
 from statusgate.store.base import Store, StoreUnavailableError
 from statusgate.store.factory import open_store
+from statusgate.store.sqlite_shared import SqliteSharing
 from statusgate.upstream.http import Sleep
 from statusgate.web.auth import WebhookVerifier, build_verifier
 from statusgate.web.connections import ConnectionLimits, Guard, GuardedRunner
@@ -90,11 +92,13 @@ def build(
     *,
     store: Store | None = None,
     sleep: Sleep = asyncio.sleep,
+    role: WorkerRole | None = None,
 ) -> Components:
-    """Build every component. Secrets, key and certificate files are read now, source
-    by source; ``SetupError`` lists every problem (located ``sources.<id>.auth.…``,
-    ``sources.<id>.api.…``, or wherever in the source table a provider's answers read
-    their keys), so a gateway never starts half-configured."""
+    """Build every component (as worker ``role`` of a supervised gateway, when given).
+    Secrets, key and certificate files are read now, source by source; ``SetupError``
+    lists every problem (located ``sources.<id>.auth.…``, ``sources.<id>.api.…``, or
+    wherever in the source table a provider's answers read their keys), so a gateway
+    never starts half-configured."""
     problems: list[tuple[str, str]] = []
     verifiers: dict[str, WebhookVerifier] = {}
     acknowledgements: dict[str, Acknowledgement] = {}
@@ -112,15 +116,18 @@ def build(
     if settings.grpc_tls is not None:
         problems.extend(tls_problems(settings.grpc_tls))
     if store is None:
+        sharing = None
+        if role is not None and role.lock_fd is not None:
+            sharing = SqliteSharing(role.lock_fd, Path(role.run_dir), role.index, role.count)
         try:
-            store = open_store(settings.store)
+            store = open_store(settings.store, sharing=sharing)
         except ValueError as exc:
             problems.append(("store", str(exc)))
     if problems or store is None:
         raise SetupError(problems)
     hub = Hub(store)
     ingest = Ingest(store, hub, registry, max_json_depth=settings.front_door.max_json_depth)
-    metrics = Metrics()
+    metrics = Metrics(role.metrics_dir if role is not None else None)
     polling = PollService(store, ingest, pollers, observe=metrics.record_poll)
     waits = WaitPolls(
         polling, {sid: s.api.wait_calls_per_second for sid, s in settings.sources.items()}
@@ -201,11 +208,20 @@ class BoundPorts:
 
 
 class Gateway:
+    """One gateway process: alone, or worker ``role`` of a supervised gateway (then its
+    listeners join the supervisor's with SO_REUSEPORT, see ``supervisor``)."""
+
     def __init__(
-        self, settings: Settings, *, registry: Registry = PROVIDERS, store: Store | None = None
+        self,
+        settings: Settings,
+        *,
+        registry: Registry = PROVIDERS,
+        store: Store | None = None,
+        role: WorkerRole | None = None,
     ) -> None:
         self.settings = settings
-        self.parts = build(settings, registry, store=store)
+        self.role = role
+        self.parts = build(settings, registry, store=store, role=role)
         self.store = self.parts.store
         self.hub = self.parts.hub
         self.polling = self.parts.polling
@@ -237,11 +253,13 @@ class Gateway:
     async def _start(self) -> BoundPorts:
         install_client_error_filter()
         # A busy or foreign address is found before anything is opened or migrated
-        # (binding itself may still lose a race, and says so the same way).
+        # (binding itself may still lose a race, and says so the same way). A worker's
+        # supervisor checked and holds its addresses: a plain bind would find them taken.
         try:
-            check_bindable("HTTP", self.settings.http, "--http")
-            check_bindable("gRPC", self.settings.grpc, "--grpc")
-            check_bindable("API", self.settings.api, "--api")
+            if self.role is None:
+                check_bindable("HTTP", self.settings.http, "--http")
+                check_bindable("gRPC", self.settings.grpc, "--grpc")
+                check_bindable("API", self.settings.api, "--api")
         except OSError as error:
             raise StartupError(str(error.strerror or error)) from None
         try:
@@ -286,7 +304,7 @@ class Gateway:
         )
         await self._runner.setup()
         host, port = split_host_port(self.settings.http)
-        self._site = web.TCPSite(self._runner, host, port)
+        self._site = web.TCPSite(self._runner, host, port, reuse_port=self.role is not None)
         try:
             await self._site.start()
         except OSError as error:
@@ -308,7 +326,7 @@ class Gateway:
             parts.waits,
         )
         admin = AdminService(self.store, parts.ingest, self.settings.sources, access)
-        self._rpc = RpcServer(service, admin)
+        self._rpc = RpcServer(service, admin, reuse_port=self.role is not None)
         try:
             grpc_port = await self._rpc.start(self.settings.grpc, self.settings.grpc_tls)
         except OSError as error:
@@ -319,7 +337,9 @@ class Gateway:
             render_metrics=parts.metrics.render,
             sse_keepalive_seconds=self.settings.sse_keepalive_seconds,
         )
-        self._api = ApiListener(api_app, shutdown_timeout=self._grace)
+        self._api = ApiListener(
+            api_app, shutdown_timeout=self._grace, reuse_port=self.role is not None
+        )
         try:
             api_port = await self._api.start(self.settings.api, self.settings.api_tls)
         except OSError as error:
@@ -328,7 +348,8 @@ class Gateway:
         self.retention.start()
         self._serving = True
         log.info(
-            "statusgate serving: http port %d, grpc port %d, api port %d, store %s, sources %s",
+            "statusgate %s: http port %d, grpc port %d, api port %d, store %s, sources %s",
+            "serving" if self.role is None else f"worker {self.role.index} serving",
             http_port,
             grpc_port,
             api_port,

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import importlib.metadata
 import logging
 import os
 import signal
+import socket
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
@@ -20,9 +24,11 @@ from pydantic import ValidationError
 from statusgate.app import Gateway, StartupError, build, load_settings
 from statusgate.client import commands as operating
 from statusgate.config import ConfigError, Settings, SetupError
-from statusgate.logs import configure_logging, log_format, log_level
+from statusgate.config.workers import WorkerRole, worker_count
+from statusgate.logs import configure_logging, log_format, log_level, mark_worker
 from statusgate.providers.registry import PROVIDERS
 from statusgate.providers.spec import ManualRegistration, RegistrationError
+from statusgate.supervisor import Supervisor
 
 log = logging.getLogger("statusgate")
 
@@ -53,6 +59,13 @@ def parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the HTTP front door and the gRPC server")
     _add_settings_flags(serve)
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        help="worker processes behind the same listeners: a number, or auto (one per CPU)",
+    )
+    # Set by the supervisor for the processes it starts; not for people.
+    serve.add_argument("--worker-role", type=WorkerRole.from_json, help=argparse.SUPPRESS)
 
     check = commands.add_parser(
         "check-config",
@@ -104,9 +117,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(level, json_lines=json_lines)
     if args.command == "serve":
-        settings = _settings(args)
+        settings = _settings(args, workers=args.workers)
         if settings is None:
             return 2
+        if args.worker_role is not None:
+            mark_worker(args.worker_role.index)
+            return asyncio.run(_serve(settings, args.worker_role))
+        count = worker_count(settings.workers)
+        if count > 1:
+            flags = [
+                f"--{name}={value}"
+                for name in ("config", "store")
+                if (value := getattr(args, name))
+            ]
+            return asyncio.run(Supervisor(settings, count, flags).run())
         return asyncio.run(_serve(settings))
     if args.command == "check-config":
         return _check_config(args.path)
@@ -133,11 +157,20 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", help="sqlite:///path or postgresql://... store URL")
 
 
-def _settings(args: argparse.Namespace) -> Settings | None:
+def _workers(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number or auto: {text!r}") from None
+
+
+def _settings(args: argparse.Namespace, **flags: Any) -> Settings | None:
     """The settings, or None after one log line per problem."""
     try:
         return load_settings(
-            args.config, http=args.http, grpc=args.grpc, api=args.api, store=args.store
+            args.config, http=args.http, grpc=args.grpc, api=args.api, store=args.store, **flags
         )
     except ConfigError as error:
         for problem in error.problems:
@@ -150,9 +183,9 @@ def _settings(args: argparse.Namespace) -> Settings | None:
     return None
 
 
-async def _serve(settings: Settings) -> int:
+async def _serve(settings: Settings, role: WorkerRole | None = None) -> int:
     try:
-        gateway = Gateway(settings)
+        gateway = Gateway(settings, role=role)
     except SetupError as error:  # e.g. a secret's environment variable is not set
         for location, message in error.problems:
             log.error("cannot start: %s: %s", location, message)
@@ -177,10 +210,32 @@ async def _serve(settings: Settings) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, _on_signal)
+    if role is not None:
+        # SIGINT from a terminal reaches the whole process group; the supervisor
+        # forwards what it gets, so a worker ignores its own copy of it.
+        loop.remove_signal_handler(signal.SIGINT)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _report_to_supervisor(role, loop, _on_signal)
     await gateway.wait_stopped()
     if stopping is not None:
         await stopping
     return 0
+
+
+def _report_to_supervisor(
+    role: WorkerRole, loop: asyncio.AbstractEventLoop, stop: Callable[[], None]
+) -> None:
+    """Say "ready" to the supervisor, and drain when it is gone (its pipe closes)."""
+
+    def parent_gone() -> None:
+        loop.remove_reader(role.parent_fd)
+        logging.getLogger("statusgate").warning("the supervisor is gone, draining")
+        stop()
+
+    loop.add_reader(role.parent_fd, parent_gone)
+    # Gone already: the pipe says so too.
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as control, contextlib.suppress(OSError):
+        control.sendto(f"ready {role.index} {os.getpid()}".encode(), str(role.control_socket))
 
 
 async def _replay(settings: Settings, source: str | None, since: datetime | None) -> int:

@@ -258,3 +258,14 @@ def _log_uncaught(
     kind: type[BaseException], error: BaseException, trace: TracebackType | None
 ) -> None:
     logging.getLogger("statusgate").critical("uncaught exception", exc_info=(kind, error, trace))
+
+
+def mark_worker(index: int) -> None:
+    """Every line of this process says which worker of a supervised gateway wrote it."""
+
+    def stamp(record: logging.LogRecord) -> bool:
+        record.worker = index
+        return True
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(stamp)

@@ -69,7 +69,13 @@ def build_api_app(
 
 
 class ApiListener:
-    def __init__(self, app: web.Application, *, shutdown_timeout: float) -> None:
+    """``reuse_port``: join the port the supervisor of this worker holds (see
+    ``supervisor``)."""
+
+    def __init__(
+        self, app: web.Application, *, shutdown_timeout: float, reuse_port: bool = False
+    ) -> None:
+        self._reuse_port = reuse_port
         # handler_cancellation: a client that disconnects cancels its handler, so a
         # WaitStatus or a Watch stream it left gives back what it held at once.
         self._runner = web.AppRunner(
@@ -89,7 +95,9 @@ class ApiListener:
             raise OSError(f"cannot use api_tls: {error}") from None
         await self._runner.setup()
         host, port = split_host_port(address)
-        site = web.TCPSite(self._runner, host, port, ssl_context=context)
+        site = web.TCPSite(
+            self._runner, host, port, ssl_context=context, reuse_port=self._reuse_port
+        )
         try:
             await site.start()
         except OSError as error:

@@ -174,6 +174,9 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     # How often the reconciler looks for quiet, non-terminal subjects that are due a poll.
     reconciler_tick_seconds: float = Field(default=5.0, gt=0)
+    # Worker processes of ``statusgate serve``, each a full replica behind the same
+    # listeners; "auto" is one per CPU.
+    workers: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = 1
     # Source id -> source. Without a [sources] table in the config file: the providers'
     # default sources (one per provider), no auth. A [sources] table replaces them all.
     # ``settings_for`` narrows the type to the union of the providers' source models.

@@ -39,6 +39,7 @@ _OPTIONS = [
     ("grpc.http2.max_pings_without_data", 0),
     # grpc sets SO_REUSEPORT by default, which lets a second, independent gateway bind
     # the same port and silently take half the clients. A busy port must fail start-up.
+    # (Only the workers of one gateway share it: see ``RpcServer``.)
     ("grpc.so_reuseport", 0),
     # Calls that arrived but that grpc.aio has not yet picked up wait in a queue of grpc's
     # own; past 1,000 of them (the default soft limit) grpc drops some at random with
@@ -51,8 +52,18 @@ _OPTIONS = [
 
 
 class RpcServer:
-    def __init__(self, service: StatusService, admin: AdminService | None = None) -> None:
-        self.server = grpc.aio.server(options=_OPTIONS)
+    """``reuse_port``: join the port the supervisor of this worker holds (it bound it
+    first, alone, so no other gateway can be on it; see ``supervisor``)."""
+
+    def __init__(
+        self, service: StatusService, admin: AdminService | None = None, *, reuse_port: bool = False
+    ) -> None:
+        options = [
+            (key, 1 if key == "grpc.so_reuseport" and reuse_port else value)
+            for key, value in _OPTIONS
+        ]
+        self.server = grpc.aio.server(options=options)
+        self._reuse_port = reuse_port
         handlers = [service_handler(STATUS_SERVICE, service, service.access)]
         names = [SERVICE_NAME]
         if admin is not None:
@@ -70,8 +81,9 @@ class RpcServer:
         credentials = server_credentials(tls) if tls is not None else None
         # Tried first with a plain socket: grpc's own failure to bind is a bare
         # RuntimeError, and its C core prints a line of its own to stderr, outside the
-        # gateway's log format.
-        check_bindable("gRPC", address, "--grpc")
+        # gateway's log format. (A worker's supervisor holds the port: not for it.)
+        if not self._reuse_port:
+            check_bindable("gRPC", address, "--grpc")
         try:
             if credentials is None:
                 self.port = self.server.add_insecure_port(address)

@@ -1,12 +1,22 @@
-"""Prometheus metrics, one registry per gateway (tests run several in one process)."""
+"""Prometheus metrics, one registry per gateway (tests run several in one process).
+
+The workers of a supervised gateway each count in files of the supervisor's metrics
+directory (prometheus-client's multiprocess mode, switched on by the environment the
+supervisor gives them); any worker's ``/metrics`` then answers with the sums over all of
+them, the workers that died and were replaced included, so counters never go back.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, multiprocess_dir: Path | None = None) -> None:
+        self._multiprocess_dir = multiprocess_dir
         self.registry = CollectorRegistry()
         self.webhooks = Counter(
             "statusgate_webhooks",
@@ -53,4 +63,8 @@ class Metrics:
             self.upstream_calls.labels(source).inc(upstream_calls)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if self._multiprocess_dir is None:
+            return generate_latest(self.registry)
+        summed = CollectorRegistry()
+        MultiProcessCollector(summed, path=str(self._multiprocess_dir))  # type: ignore[no-untyped-call]
+        return generate_latest(summed)
