@@ -115,7 +115,7 @@ async def test_every_event_reaches_every_watcher_whichever_worker_took_it(
         for watcher in watchers:
             assert [e.sequence for e in watcher.events] == list(range(1, total + 1))
         # Both workers took webhooks, and /metrics sums them whichever answers.
-        stored = re.findall(r'"message": "webhook stored".*?"worker": (\d)', gateway.log_text())
+        stored = re.findall(r'"message":"webhook stored".*?"worker":(\d)', gateway.log_text())
         assert set(stored) == {"0", "1"}
         async with aiohttp.ClientSession() as http, http.get(f"{gateway.api_base}/metrics") as r:
             text = await r.text()

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from statusgate.config import SourceConfig
 from statusgate.core.apply import merge
 from statusgate.core.deliveries import Delivery, DeliveryVerdict
@@ -121,6 +123,13 @@ def nesting_depth_exceeds(text: str, limit: int) -> bool:
 def decode_json(body: bytes, max_depth: int) -> Any:
     """The JSON value of a body (UTF-8, -16 or -32, as ``json.loads`` accepts).
     Raises ValueError with the precise problem."""
+    if body.count(b"[") + body.count(b"{") <= max_depth:
+        # Too few brackets to nest too deep: orjson, at a fraction of the cost. What it
+        # accepts the json module reads the same; where it is stricter (UTF-16, NaN,
+        # integers beyond 64 bits, lone surrogates) the json module has the last word
+        # below, so a body is judged and described exactly as before.
+        with contextlib.suppress(orjson.JSONDecodeError):
+            return orjson.loads(body)
     try:
         text = body.decode(json.detect_encoding(body))
     except UnicodeDecodeError as error:

@@ -36,6 +36,8 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
+import orjson
+
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
 _MIN_SECRET_LENGTH = 4
@@ -48,6 +50,7 @@ _NAME = re.compile(
 _lock = threading.Lock()
 _secrets: set[str] = set()
 _secrets_pattern: re.Pattern[str] | None = None
+_secrets_list: tuple[str, ...] = ()
 # source -> (parent collection, child collection) pairs whose child ids are account
 # numbers, and top-level collections whose ids are.
 _account_segments: dict[str, frozenset[tuple[str, str]]] = {}
@@ -82,11 +85,12 @@ def register_basic_credentials(username: str, password: str) -> None:
 
 
 def _add(forms: Iterable[str]) -> None:
-    global _secrets_pattern
+    global _secrets_pattern, _secrets_list
     with _lock:
         _secrets.update(forms)
         alternatives = sorted(_secrets, key=len, reverse=True)
         _secrets_pattern = re.compile("|".join(re.escape(s) for s in alternatives))
+        _secrets_list = tuple(alternatives)
 
 
 def mask_account_segments(source: str, segments: Iterable[tuple[str, str]]) -> None:
@@ -113,13 +117,22 @@ def _mask_name(match: re.Match[str]) -> str:
 
 
 def redact(text: str) -> str:
+    """``text`` with every secret, credential and account-number id masked. It runs on
+    every line, so each regex runs only where a cheap exact test (a substring search)
+    says it could match."""
     pattern = _secrets_pattern
-    if pattern is not None:
+    if pattern is not None and any(secret in text for secret in _secrets_list):
         text = pattern.sub("[secret]", text)
-    text = _CREDENTIAL.sub(lambda m: f"{m.group(1)}{m.group(2)}[secret]", text)
-    if _account_segments:
+    # (?i) also folds a few non-ASCII letters onto ASCII ones: only ASCII text may skip.
+    if not text.isascii() or _may_hold_credential(text.lower()):
+        text = _CREDENTIAL.sub(lambda m: f"{m.group(1)}{m.group(2)}[secret]", text)
+    if _account_segments and "sources/" in text:
         text = _NAME.sub(_mask_name, text)
     return text
+
+
+def _may_hold_credential(lowered: str) -> bool:
+    return "basic" in lowered or "bearer" in lowered
 
 
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
@@ -162,7 +175,11 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return redact(json.dumps(line, ensure_ascii=False, default=str))
+        try:
+            text = orjson.dumps(line, default=str).decode()
+        except (TypeError, orjson.JSONEncodeError):  # an int beyond 64 bits, a surrogate
+            text = json.dumps(line, default=str)
+        return redact(text)
 
 
 class ClientErrorFilter(logging.Filter):
@@ -234,6 +251,12 @@ def log_format(text: str) -> str:
 
 def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
     """Every line to stderr, JSON or text, at ``level`` (any case of ``LOG_LEVELS``)."""
+    # No line shows the caller's file and line, the thread or the process: do not let
+    # every record look them up (the logging HOWTO's "Optimization").
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
     root = logging.getLogger()

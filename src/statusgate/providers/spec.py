@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+import orjson
+
 from statusgate.config import SourceConfig
 from statusgate.providers.base import WebhookAdapter
 from statusgate.providers.polling import Poller
@@ -105,7 +107,11 @@ class JsonAcknowledgement:
     """The gateway's own JSON answer, which every provider but a ReBIT AA accepts."""
 
     def encode(self, request_body: bytes | None, reply: WebhookReply) -> EncodedReply:
-        body = json.dumps(reply.document, separators=(",", ":")).encode()
+        # orjson writes the same compact JSON as json.dumps with these separators, in a
+        # fraction of the time; json.dumps escapes non-ASCII, so it has any such answer.
+        body = orjson.dumps(reply.document)
+        if not body.isascii():
+            body = json.dumps(reply.document, separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json", **reply.headers}
         return EncodedReply(reply.status, body, headers)
 

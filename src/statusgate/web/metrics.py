@@ -9,8 +9,10 @@ them, the workers that died and were replaced included, so counters never go bac
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.multiprocess import MultiProcessCollector
 
 
@@ -57,10 +59,22 @@ class Metrics:
             registry=self.registry,
         )
 
+        # (metric, label values) -> its child: labels() validates and locks on every
+        # call, which shows on the path of every webhook.
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def child(self, metric: MetricWrapperBase, *values: str) -> Any:
+        """``metric.labels(*values)``, looked up once."""
+        key = (id(metric), values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found
+
     def record_poll(self, source: str, origin: str, reason: str, upstream_calls: int) -> None:
-        self.polls.labels(source, origin, reason).inc()
+        self.child(self.polls, source, origin, reason).inc()
         if upstream_calls:
-            self.upstream_calls.labels(source).inc(upstream_calls)
+            self.child(self.upstream_calls, source).inc(upstream_calls)
 
     def render(self) -> bytes:
         if self._multiprocess_dir is None:

@@ -169,9 +169,11 @@ class WebhookReceiver:
             )
         verdict, detail = ingested.normalized.verdict, ingested.normalized.detail
         result = ingested.result
-        self._metrics.ack_seconds.labels(source_id).observe(time.perf_counter() - started)
+        self._metrics.child(self._metrics.ack_seconds, source_id).observe(
+            time.perf_counter() - started
+        )
         if result.events:
-            self._metrics.events.labels(source_id, "webhook").inc(len(result.events))
+            self._metrics.child(self._metrics.events, source_id, "webhook").inc(len(result.events))
         log.info(
             "webhook stored",
             extra={
@@ -227,7 +229,7 @@ class WebhookReceiver:
         try:
             check(VerifiableRequest(headers=request.headers, body=body, peer=request.remote))
         except AuthenticationError as error:
-            self._metrics.auth_failures.labels(source_id).inc()
+            self._metrics.child(self._metrics.auth_failures, source_id).inc()
             self._count(source_id, "unauthenticated")
             # The reason names the check that failed; never the body or a secret.
             log.warning("webhook refused", extra={"source": source_id, "reason": error.reason})
@@ -256,7 +258,7 @@ class WebhookReceiver:
         )
 
     def _count(self, source_id: str, outcome: str) -> None:
-        self._metrics.webhooks.labels(source_id, outcome).inc()
+        self._metrics.child(self._metrics.webhooks, source_id, outcome).inc()
 
 
 class _Answerer:
