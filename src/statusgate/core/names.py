@@ -53,8 +53,24 @@ class InvalidNameError(ValueError):
     with a known collection."""
 
 
+# Source ids already checked: a gateway has a handful, and every name it builds checks
+# one. Bounded, in case a client keeps sending new invalid ones.
+_VALID_SOURCES: dict[str, bool] = {}
+
+
 def is_valid_source_id(source: str) -> bool:
-    return bool(_SOURCE_RE.match(source))
+    known = _VALID_SOURCES.get(source)
+    if known is None:
+        known = bool(_SOURCE_RE.match(source))
+        if len(_VALID_SOURCES) < 1024:
+            _VALID_SOURCES[source] = known
+    return known
+
+
+def is_valid_id(id_: str) -> bool:
+    """Whether a provider's id can stand in a name: 1-256 characters of valid UTF-8,
+    none of them '/', whitespace or a control character."""
+    return bool(_ID_RE.fullmatch(id_)) and (id_.isascii() or _is_utf8(id_))
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +140,7 @@ def _validated(source: str, pairs: tuple[tuple[str, str], ...]) -> ResourceName:
     if len(pairs) == 2 and (top, pairs[1][0]) not in NESTED:
         raise InvalidNameError(f"{top!r} has no child collection {quoted(pairs[1][0])}")
     for _, id_ in pairs:
-        if not _ID_RE.fullmatch(id_) or not _is_utf8(id_):
+        if not is_valid_id(id_):
             raise InvalidNameError(
                 f"invalid id {quoted(id_)}: 1-256 characters of valid UTF-8, no '/' or spaces"
             )
