@@ -274,3 +274,24 @@ def test_an_immutable_shm_file_is_refused_at_start_with_one_line(tmp_path: Path)
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert "g.db-shm is not writable" in lines[0]
+
+
+async def test_the_status_cache_is_bounded_in_bytes_and_misses_read_the_file(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(tmp_path / "s.db", cache_size=4096)
+    await store.open()
+    try:
+        for i in range(100):
+            await store.ingest(poll(update(f"sources/finbox/sessions/c{i}", State.STATE_PENDING)))
+        writer = store._writer
+        assert 0 < writer._cache_bytes <= 4096
+        assert len(writer._cache) < 100
+        # A subject long evicted still moves forward from its stored snapshot.
+        result = await store.ingest(
+            poll(update("sources/finbox/sessions/c0", State.STATE_EXPIRED, terminal=True))
+        )
+        assert [e.previous_state for e in result.events] == [State.STATE_PENDING]
+        assert [e.status.version for e in result.events] == [2]
+    finally:
+        await store.close()

@@ -35,7 +35,11 @@ from statusgate.v1.status_pb2 import StatusEvent
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TAIL_SIZE = 20_000
+# The in-memory tail holds at most this many events and this many bytes of them
+# (serialized size; in memory a parsed event takes about three times that). Either
+# bound trims the oldest half; a subscriber further behind reads the store.
+DEFAULT_TAIL_SIZE = 10_000
+DEFAULT_TAIL_BYTES = 2 * 1024 * 1024
 DEFAULT_BATCH_SIZE = 500
 # How long a gap may stay open before the hub reads the store to fill it. Local
 # out-of-order offers close their gaps within microseconds; only a gap left by another
@@ -83,13 +87,17 @@ class Hub:
         store: EventSource,
         *,
         tail_size: int = DEFAULT_TAIL_SIZE,
+        tail_bytes: int = DEFAULT_TAIL_BYTES,
         batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> None:
         self._store = store
-        # Recent events, contiguous; trimmed to tail_size in halves so appends and
-        # slicing stay O(1) amortized (a deque cannot be sliced cheaply).
+        # Recent events, contiguous; see DEFAULT_TAIL_SIZE.
         self._tail: list[StatusEvent] = []
         self._tail_size = tail_size
+        self._tail_bytes = tail_bytes
+        # Serialized sizes of the tail's events, and their sum.
+        self._sizes: list[int] = []
+        self._bytes = 0
         self._batch_size = batch_size
         self._last = 0
         self._pending: dict[int, StatusEvent] = {}
@@ -138,18 +146,35 @@ class Hub:
         index = self._index
         while (event := self._pending.pop(self._last + 1, None)) is not None:
             self._tail.append(event)
+            size = event.ByteSize()
+            self._sizes.append(size)
+            self._bytes += size
             self._last = event.sequence
             moved = True
             if len(index):
                 for subscriber in index.match(event.status):
                     subscriber.deliver(event)
-        if len(self._tail) > 2 * self._tail_size:
-            del self._tail[: len(self._tail) - self._tail_size]
+        if len(self._tail) > self._tail_size or self._bytes > self._tail_bytes:
+            self._trim()
         # Events at or below _last arrived through a store read first; drop them.
         for sequence in [s for s in self._pending if s <= self._last]:
             del self._pending[sequence]
         if moved:
             self._wake()
+
+    def _trim(self) -> None:
+        """Drop the oldest events down to half of either bound (halves keep appending
+        and trimming O(1) amortized; a deque cannot be sliced cheaply)."""
+        keep_count = self._tail_size // 2
+        keep_bytes = self._tail_bytes // 2
+        drop = max(0, len(self._tail) - keep_count)
+        kept_bytes = self._bytes - sum(self._sizes[:drop])
+        while drop < len(self._tail) and kept_bytes > keep_bytes:
+            kept_bytes -= self._sizes[drop]
+            drop += 1
+        del self._tail[:drop]
+        del self._sizes[:drop]
+        self._bytes = kept_bytes
 
     def _wake(self) -> None:
         # Waiters hold the old Event; a fresh one makes the next wait block again.

@@ -8,7 +8,7 @@ sends those bytes as they are (``rpc.server`` lets a handler yield bytes).
 
 from __future__ import annotations
 
-from statusgate.core.hub import DEFAULT_TAIL_SIZE
+from statusgate.core.hub import DEFAULT_TAIL_BYTES, DEFAULT_TAIL_SIZE
 from statusgate.v1.status_pb2 import StatusEvent
 
 # WatchStatusesResponse: field 1 (events), wire type 2 (length-delimited).
@@ -16,12 +16,17 @@ _EVENTS_TAG = bytes([(1 << 3) | 2])
 
 
 class EventEncoder:
-    """Caches the encoding of the most recent ``capacity`` sequences: the ones live
-    streams send; a stream replaying old events encodes them without caching."""
+    """Caches the encoding of the most recent ``capacity`` sequences (the ones live
+    streams send), at most ``max_bytes`` of them; a stream replaying old events encodes
+    them without caching."""
 
-    def __init__(self, capacity: int = DEFAULT_TAIL_SIZE) -> None:
+    def __init__(
+        self, capacity: int = DEFAULT_TAIL_SIZE, max_bytes: int = DEFAULT_TAIL_BYTES
+    ) -> None:
         self._capacity = capacity
+        self._max_bytes = max_bytes
         self._wire: dict[int, bytes] = {}
+        self._bytes = 0
         self._newest = 0
 
     def encode(self, events: list[StatusEvent]) -> bytes:
@@ -34,12 +39,25 @@ class EventEncoder:
                 encoded = encode_event_field(event)
                 if event.sequence > self._newest - self._capacity:
                     wire[event.sequence] = encoded
+                    self._bytes += len(encoded)
                     self._newest = max(self._newest, event.sequence)
             parts.append(encoded)
-        if len(wire) > 2 * self._capacity:
-            floor = self._newest - self._capacity
-            self._wire = {seq: data for seq, data in wire.items() if seq > floor}
+        if len(wire) > 2 * self._capacity or self._bytes > self._max_bytes:
+            self._trim()
         return b"".join(parts)
+
+    def _trim(self) -> None:
+        """Keep the newest half of either bound."""
+        floor = self._newest - self._capacity // 2
+        kept: dict[int, bytes] = {}
+        size = 0
+        for sequence in sorted((s for s in self._wire if s > floor), reverse=True):
+            data = self._wire[sequence]
+            if size + len(data) > self._max_bytes // 2:
+                break
+            kept[sequence] = data
+            size += len(data)
+        self._wire, self._bytes = kept, size
 
 
 def encode_event_field(event: StatusEvent) -> bytes:

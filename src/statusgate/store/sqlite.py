@@ -84,6 +84,8 @@ class SqliteStore:
 
     ``commits`` counts committed ingest transactions (batches); with concurrent ingests
     it stays well below the number of requests, which is the point of group commit.
+    ``cache_size`` bounds the writer's cache of current statuses, in bytes (16 MiB: some
+    50,000 subjects of a few hundred bytes each; the others are read from the file).
     ``connection_class`` is the class of the writer's connection (``sqlite3.connect``'s
     ``factory``); readers always use ``sqlite3.Connection``.
     """
@@ -95,7 +97,7 @@ class SqliteStore:
         busy_timeout_ms: int = 5000,
         max_batch: int = 512,
         read_threads: int = 2,
-        cache_size: int = 100_000,
+        cache_size: int = 16 * 1024 * 1024,
         probe_interval: float = 1.0,
         commit_delay: float = 0.002,
         connection_class: type[sqlite3.Connection] = sqlite3.Connection,

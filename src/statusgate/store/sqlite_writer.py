@@ -145,8 +145,11 @@ class SqliteWriter:
         self._cache_size = cache_size
         self._connection_class = connection_class
         self._conn: sqlite3.Connection | None = None
-        # Current statuses by name, committed state only (insertion order = LRU order).
-        self._cache: dict[str, Status] = {}
+        # Current statuses by name, committed state only, serialized (a parsed Status
+        # costs several times its encoding in memory); insertion order = LRU order.
+        # Bounded by ``cache_size`` bytes, counted as ``_entry_cost`` each.
+        self._cache: dict[str, bytes] = {}
+        self._cache_bytes = 0
         # The greatest committed sequence, as of this writer's last transaction.
         self._sequence = 0
         # After a failed batch the cache and counter may not match the file (SQLite can
@@ -182,7 +185,7 @@ class SqliteWriter:
             self._conn.close()
             self._conn = None
         self._close_write_lock()
-        self._cache.clear()
+        self._forget_all()
 
     @property
     def sequence(self) -> int:
@@ -249,12 +252,12 @@ class SqliteWriter:
         writer's last transaction (each change is an event)."""
         last = last_sequence(conn)
         if self._stale or last < self._sequence:
-            self._cache.clear()
+            self._forget_all()
         elif last > self._sequence and self._cache:
             for (name,) in conn.execute(
                 "SELECT DISTINCT name FROM events WHERE sequence > ?", (self._sequence,)
             ):
-                self._cache.pop(name, None)
+                self._forget(name)
         self._sequence = last
         self._stale = False
 
@@ -331,10 +334,10 @@ class SqliteWriter:
         missing: list[str] = []
         cache = self._cache
         for name in names:
-            cached = cache.get(name)
+            cached = cache.pop(name, None)
             if cached is not None:
-                self._remember(name, cached)
-                known[name] = cached
+                cache[name] = cached  # most recently used now
+                known[name] = Status.FromString(cached)
             else:
                 missing.append(name)
         if missing:
@@ -390,10 +393,32 @@ class SqliteWriter:
             )
 
     def _remember(self, name: str, status: Status) -> None:
-        self._cache.pop(name, None)
-        self._cache[name] = status
-        if len(self._cache) > self._cache_size:
-            del self._cache[next(iter(self._cache))]
+        self._forget(name)
+        encoded = status.SerializeToString()
+        self._cache[name] = encoded
+        self._cache_bytes += _entry_cost(name, encoded)
+        cache = self._cache
+        while self._cache_bytes > self._cache_size and cache:
+            oldest = next(iter(cache))
+            self._cache_bytes -= _entry_cost(oldest, cache.pop(oldest))
+
+    def _forget(self, name: str) -> None:
+        encoded = self._cache.pop(name, None)
+        if encoded is not None:
+            self._cache_bytes -= _entry_cost(name, encoded)
+
+    def _forget_all(self) -> None:
+        self._cache.clear()
+        self._cache_bytes = 0
+
+
+# What one cache entry is taken to cost: its name and encoding, and about as much again
+# for the two objects and the dict slot that hold them.
+_ENTRY_OVERHEAD = 160
+
+
+def _entry_cost(name: str, encoded: bytes) -> int:
+    return len(name) + len(encoded) + _ENTRY_OVERHEAD
 
 
 def _rollback(conn: sqlite3.Connection, what: str) -> None:
