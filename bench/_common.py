@@ -378,28 +378,65 @@ def _stat_cpu(stat_path: Path) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its living descendants (a gateway with ``--workers``: the supervisor
+    and its workers)."""
+    found = [pid]
+    for child in _children(pid):
+        found += process_tree(child)
+    return found
+
+
+def _children(pid: int) -> list[int]:
+    children: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                children += [int(c) for c in (task / "children").read_text().split()]
+    return children
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and all its threads so far (/proc, Linux)."""
-    return _stat_cpu(Path(f"/proc/{pid}/stat"))
+    """User + system CPU time so far of a process, its threads and its living
+    descendants (/proc, Linux)."""
+    total = 0.0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):  # a process may end while we read
+            total += _stat_cpu(Path(f"/proc/{member}/stat"))
+    return total
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process and its living descendants."""
+    total = 0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+    return total
 
 
 def thread_cpu_seconds(pid: int) -> dict[str, float]:
     """A Python process's CPU time by kind of thread: ``main`` (the one running the
     asyncio loop), ``python`` (threads Python started, e.g. executor threads: they keep
     the process's name) and ``native`` (threads a C library named, e.g. grpc's
-    event_engine). Threads that ended are missing, so deltas are a lower bound."""
-    task_dir = Path(f"/proc/{pid}/task")
-    name = Path(f"/proc/{pid}/comm").read_text().strip()
+    event_engine). Threads that ended are missing, so deltas are a lower bound. Summed
+    over the workers of a supervised gateway (the supervisor's own threads are "main")."""
     seconds = {"main": 0.0, "python": 0.0, "native": 0.0}
-    for task in task_dir.iterdir():
-        with contextlib.suppress(OSError):  # a thread may end while we read
-            cpu = _stat_cpu(task / "stat")
-            if task.name == str(pid):
-                seconds["main"] += cpu
-            elif (task / "comm").read_text().strip() == name:
-                seconds["python"] += cpu
-            else:
-                seconds["native"] += cpu
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            task_dir = Path(f"/proc/{member}/task")
+            name = Path(f"/proc/{member}/comm").read_text().strip()
+            for task in task_dir.iterdir():
+                with contextlib.suppress(OSError):  # a thread may end while we read
+                    cpu = _stat_cpu(task / "stat")
+                    if task.name == str(member):
+                        seconds["main"] += cpu
+                    elif (task / "comm").read_text().strip() == name:
+                        seconds["python"] += cpu
+                    else:
+                        seconds["native"] += cpu
     return seconds
 
 

@@ -8,6 +8,11 @@ its load then. Each subscriber stamps every message with ``time.monotonic_ns()``
 soon as grpc hands it over (decoded), and stops after ``N`` events. The worker then
 writes, per subscriber, the sequences it got and when, as JSON to ``F``, for the
 benchmark to join with its send times. It checks nothing itself: the benchmark does.
+
+With ``--filtered-prefix P`` subscriber i watches only the session named
+``sources/finbox/sessions/P{i:07d}`` (a filter on its name), and ``--channels C`` puts
+the streams on C channels (connections) in turn, as many clients each watching a few
+sessions would: thousands of connections would measure the TCP stack instead.
 """
 
 from __future__ import annotations
@@ -48,8 +53,9 @@ async def subscribe(
     expect: int,
     caught_up: asyncio.Event,
     log: Received,
+    status_filter: pb.StatusFilter | None = None,
 ) -> None:
-    call = stub.WatchStatuses(pb.WatchStatusesRequest())
+    call = stub.WatchStatuses(pb.WatchStatusesRequest(filter=status_filter))
     try:
         async for message in call:
             now = time.monotonic_ns()
@@ -70,21 +76,36 @@ async def subscribe(
         call.cancel()
 
 
-async def run(target: str, subscribers: int, expect: int, timeout: float, out: Path) -> int:
+async def run(
+    target: str,
+    subscribers: int,
+    expect: int,
+    timeout: float,
+    out: Path,
+    *,
+    filtered_prefix: str | None = None,
+    channel_count: int | None = None,
+) -> int:
     # A local subchannel pool per channel: without it grpc shares one connection among
     # channels with equal arguments, and 100 "clients" would be one TCP connection.
     options = [("grpc.use_local_subchannel_pool", 1)]
-    channels = [grpc.aio.insecure_channel(target, options=options) for _ in range(subscribers)]
+    count = min(channel_count or subscribers, subscribers) or 1
+    channels = [grpc.aio.insecure_channel(target, options=options) for _ in range(count)]
+    stubs = [status_service_pb2_grpc.StatusServiceStub(channel) for channel in channels]
     logs = [Received() for _ in range(subscribers)]
     ready = [asyncio.Event() for _ in range(subscribers)]
+    filters = [
+        None
+        if filtered_prefix is None
+        else pb.StatusFilter(names=[f"sources/finbox/sessions/{filtered_prefix}{i:07d}"])
+        for i in range(subscribers)
+    ]
     tasks = [
-        asyncio.create_task(
-            subscribe(status_service_pb2_grpc.StatusServiceStub(channel), expect, event, log)
-        )
-        for channel, event, log in zip(channels, ready, logs, strict=True)
+        asyncio.create_task(subscribe(stubs[i % count], expect, ready[i], logs[i], filters[i]))
+        for i in range(subscribers)
     ]
     try:
-        await asyncio.wait_for(asyncio.gather(*(event.wait() for event in ready)), 30)
+        await asyncio.wait_for(asyncio.gather(*(event.wait() for event in ready)), 120)
         print("READY", flush=True)
         _, pending = await asyncio.wait(tasks, timeout=timeout) if tasks else (set(), set())
         for task in pending:
@@ -106,8 +127,22 @@ def main() -> None:
     parser.add_argument("--expect", type=int, required=True, help="events each one waits for")
     parser.add_argument("--timeout", type=float, default=60, help="seconds after READY")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--filtered-prefix", help="subscriber i watches session PREFIX{i:07d}")
+    parser.add_argument("--channels", type=int, help="channels the streams share (one each)")
     args = parser.parse_args()
-    sys.exit(asyncio.run(run(args.target, args.subscribers, args.expect, args.timeout, args.out)))
+    sys.exit(
+        asyncio.run(
+            run(
+                args.target,
+                args.subscribers,
+                args.expect,
+                args.timeout,
+                args.out,
+                filtered_prefix=args.filtered_prefix,
+                channel_count=args.channels,
+            )
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -649,6 +649,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--max-in-flight", type=int, default=256, help="paced in-flight cap")
     parser.add_argument("--data-dir", type=Path, help="where the temp dir for SQLite goes")
+    parser.add_argument(
+        "--workers", default="1", help="the gateway's --workers (a number or auto; 1)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the SQLite file and logs")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     parser.add_argument("--profile", type=Path, help="write py-spy profiles of the gateway here")
@@ -682,6 +685,7 @@ async def run(args: argparse.Namespace) -> int:
             *("--grpc", f"127.0.0.1:{grpc_port}"),
             *("--api", f"127.0.0.1:{free_port()}"),
             *("--store", f"sqlite:///{data_dir / 'statusgate.db'}"),
+            *("--workers", str(args.workers)),
         ),
         data_dir / "gateway.log",
     )
