@@ -398,7 +398,10 @@ def _children(pid: int) -> list[int]:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time so far of a process, its threads and its living
-    descendants (/proc, Linux)."""
+    descendants (/proc, Linux); for this process (the load generator), of itself only:
+    the servers it measures are its children."""
+    if pid == os.getpid():
+        return _stat_cpu(Path(f"/proc/{pid}/stat"))
     total = 0.0
     for member in process_tree(pid):
         with contextlib.suppress(OSError):  # a process may end while we read

@@ -58,13 +58,13 @@ from bench._common import (
     free_port,
     machine_info,
     ms,
-    open_loop,
     p99_by_second,
     python_module,
     ratio,
     wait_http_ready,
     webhook_bodies,
 )
+from bench._rawload import open_loop_url
 
 GATEWAY = "statusgate"
 BASELINE = "baseline"
@@ -238,12 +238,13 @@ class Bench:
         keep: list[LoadResult] | None = None,
     ) -> Side:
         meter = CpuMeter({server.name: server.pid, **others, LOADGEN: os.getpid()}, [GATEWAY])
-        result = await open_loop(
-            self.session,
+        # Pre-built requests on raw sockets: aiohttp's client would need most of a core
+        # at 1,000/s, and a starved generator sends late (bench/_rawload.py).
+        result = await open_loop_url(
             url,
             bodies,
             rate=self.args.rate,
-            max_in_flight=self.args.max_in_flight,
+            connections=self.args.max_in_flight,
             keep_responses=keep is not None,
         )
         side = Side.of(result, meter.cores())

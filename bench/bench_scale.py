@@ -52,12 +52,12 @@ from bench._common import (
     free_port,
     machine_info,
     ms,
-    open_loop,
     python_module,
     rss_bytes,
     wait_http_ready,
     webhook_body,
 )
+from bench._rawload import open_loop_url
 
 GATEWAY = "statusgate"
 BASELINE = "baseline"
@@ -262,7 +262,7 @@ async def part_streams(args: argparse.Namespace, work: Path) -> StreamsRun:
             await wait_http_ready(session, f"http://127.0.0.1:{http}/readyz", service)
             alone_bodies = [webhook_body("expiry", f"alone{i:07d}") for i in range(count)]
             meter_start = cpu_seconds(service.pid)
-            await open_loop(session, url, alone_bodies, rate=args.stream_rate, max_in_flight=64)
+            await open_loop_url(url, alone_bodies, rate=args.stream_rate, connections=64)
             alone_us = (cpu_seconds(service.pid) - meter_start) / count * 1e6
 
             out = work / "streams.json"
@@ -294,13 +294,8 @@ async def part_streams(args: argparse.Namespace, work: Path) -> StreamsRun:
                     for i in range(count)
                 ]
                 meter_start = cpu_seconds(service.pid)
-                result = await open_loop(
-                    session,
-                    url,
-                    bodies,
-                    rate=args.stream_rate,
-                    max_in_flight=64,
-                    keep_responses=True,
+                result = await open_loop_url(
+                    url, bodies, rate=args.stream_rate, connections=64, keep_responses=True
                 )
                 streams_us = (cpu_seconds(service.pid) - meter_start) / count * 1e6
                 await asyncio.to_thread(worker.process.wait, args.stream_duration + 90)
