@@ -151,3 +151,32 @@ async def test_the_lock_is_held_until_the_last_worker_closes(tmp_path: Path) -> 
         take_lock(path).close()
     await store.close()
     take_lock(path).close()  # free once the last holder closed it
+
+
+async def test_workers_lease_disjoint_subjects_to_their_reconcilers(
+    workers: list[Worker],
+) -> None:
+    names = [f"sources/finbox/sessions/lease{i}" for i in range(60)]
+    for name in names:
+        await workers[0].store.ingest(poll(update(name, State.STATE_PENDING)))
+    now = datetime.now(UTC) + timedelta(seconds=1)
+
+    async def claim(worker: Worker, owner: str) -> list[str]:
+        claimed: list[str] = []
+        for _ in range(6):  # small batches, interleaved with the other worker's
+            batch = await worker.store.claim_due_polls(
+                "finbox",
+                now=now,
+                quiet_before=now,
+                changed_after=now - timedelta(days=1),
+                owner=owner,
+                lease_until=now + timedelta(hours=1),
+                limit=7,
+            )
+            claimed += [c.name for c in batch]
+        return claimed
+
+    first, second = await asyncio.gather(claim(workers[0], "w0"), claim(workers[1], "w1"))
+    assert first and second
+    assert not set(first) & set(second)
+    assert sorted(first + second) == sorted(names)
