@@ -735,3 +735,16 @@ def test_check_config_finds_an_unreachable_postgresql_without_starting(tmp_path:
     [problem] = check_config(path)
     assert problem.startswith(f"store: cannot reach PostgreSQL at 127.0.0.1:{port} (")
     assert "hunter2" not in problem
+
+
+def test_workers_is_a_count_or_auto(monkeypatch: pytest.MonkeyPatch) -> None:
+    from statusgate.config.workers import worker_count
+
+    assert load_settings(None).workers == 1
+    monkeypatch.setenv("STATUSGATE_WORKERS", "auto")
+    assert worker_count(load_settings(None).workers) == len(os.sched_getaffinity(0))
+    assert load_settings(None, workers=4).workers == 4
+    for wrong in (0, 257, "many"):
+        with pytest.raises(ConfigError) as info:
+            load_settings(None, workers=wrong)
+        assert [p.split(":")[0] for p in info.value.problems] == ["workers"]

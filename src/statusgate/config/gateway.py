@@ -152,6 +152,9 @@ class Retention(StrictModel):
 # --- the whole gateway -------------------------------------------------------------------
 
 
+MAX_WORKERS = 256
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="STATUSGATE_",
@@ -176,7 +179,7 @@ class Settings(BaseSettings):
     reconciler_tick_seconds: float = Field(default=5.0, gt=0)
     # Worker processes of ``statusgate serve``, each a full replica behind the same
     # listeners; "auto" is one per CPU.
-    workers: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = 1
+    workers: int | Literal["auto"] = 1
     # Source id -> source. Without a [sources] table in the config file: the providers'
     # default sources (one per provider), no auth. A [sources] table replaces them all.
     # ``settings_for`` narrows the type to the union of the providers' source models.
@@ -223,6 +226,17 @@ class Settings(BaseSettings):
         if errors:
             raise ValidationError.from_exception_data("Settings", errors)
         return named
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _worker_count(cls, value: object) -> object:
+        if value == "auto":
+            return value
+        if isinstance(value, int | str) and not isinstance(value, bool):
+            with contextlib.suppress(ValueError):
+                if 1 <= int(value) <= MAX_WORKERS:
+                    return int(value)
+        raise ValueError(f"must be a number from 1 to {MAX_WORKERS}, or 'auto'")
 
     @field_validator("http", "grpc", "api")
     @classmethod
