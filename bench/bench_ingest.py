@@ -686,7 +686,7 @@ async def run(args: argparse.Namespace) -> int:
             *("--grpc", f"127.0.0.1:{grpc_port}"),
             *("--api", f"127.0.0.1:{free_port()}"),
             *("--store", f"sqlite:///{data_dir / 'statusgate.db'}"),
-            *("--workers", str(args.workers)),
+            *(("--workers", str(args.workers)) if args.workers != "1" else ()),
         ),
         data_dir / "gateway.log",
     )

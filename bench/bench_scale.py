@@ -207,7 +207,8 @@ def gateway(work: Path, name: str, workers: int) -> tuple[Service, int, int]:
             *("--http", f"127.0.0.1:{http}"),
             *("--grpc", f"127.0.0.1:{grpc}"),
             *("--store", f"sqlite:///{work / f'{name}.db'}"),
-            *("--workers", str(workers)),
+            # Only when asked, so that revisions without the flag can be measured too.
+            *(("--workers", str(workers)) if workers != 1 else ()),
         ),
         work / f"{name}.log",
     )
