@@ -205,5 +205,5 @@ async def test_a_worker_that_cannot_start_stops_the_gateway(tmp_path: Path) -> N
         assert "exited with 2" in str(error)
     else:
         raise AssertionError("the gateway started without its secret")
-    assert "NOT_SET_ANYWHERE" in gateway.log_text()
+    assert "sources.finbox.auth.secret_env" in gateway.log_text()
     assert "could not start" in gateway.log_text()
