@@ -13,6 +13,8 @@ With ``--filtered-prefix P`` subscriber i watches only the session named
 ``sources/finbox/sessions/P{i:07d}`` (a filter on its name), and ``--channels C`` puts
 the streams on C channels (connections) in turn, as many clients each watching a few
 sessions would: thousands of connections would measure the TCP stack instead.
+``--open-batch B`` opens the streams B at a time, each group caught up before the next.
+A stream that ends with an error counts as ready (its error is in the output).
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ async def subscribe(
     except grpc.aio.AioRpcError as error:
         log.error = f"{error.code().name}: {error.details()}"
     finally:
+        caught_up.set()  # ended: READY must not wait for it (its error is recorded)
         call.cancel()
 
 
@@ -85,6 +88,7 @@ async def run(
     *,
     filtered_prefix: str | None = None,
     channel_count: int | None = None,
+    open_batch: int | None = None,
 ) -> int:
     # A local subchannel pool per channel: without it grpc shares one connection among
     # channels with equal arguments, and 100 "clients" would be one TCP connection.
@@ -100,12 +104,20 @@ async def run(
         else pb.StatusFilter(names=[f"sources/finbox/sessions/{filtered_prefix}{i:07d}"])
         for i in range(subscribers)
     ]
-    tasks = [
-        asyncio.create_task(subscribe(stubs[i % count], expect, ready[i], logs[i], filters[i]))
-        for i in range(subscribers)
-    ]
+    tasks: list[asyncio.Task[None]] = []
     try:
-        await asyncio.wait_for(asyncio.gather(*(event.wait() for event in ready)), 120)
+        # Opened in groups, each caught up before the next opens: what is measured is
+        # the streams being served, not how many calls a server takes at once.
+        group = open_batch or subscribers
+        for start in range(0, subscribers, group):
+            opened = range(start, min(start + group, subscribers))
+            tasks += [
+                asyncio.create_task(
+                    subscribe(stubs[i % count], expect, ready[i], logs[i], filters[i])
+                )
+                for i in opened
+            ]
+            await asyncio.wait_for(asyncio.gather(*(ready[i].wait() for i in opened)), 120)
         print("READY", flush=True)
         _, pending = await asyncio.wait(tasks, timeout=timeout) if tasks else (set(), set())
         for task in pending:
@@ -129,6 +141,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--filtered-prefix", help="subscriber i watches session PREFIX{i:07d}")
     parser.add_argument("--channels", type=int, help="channels the streams share (one each)")
+    parser.add_argument("--open-batch", type=int, help="open the streams this many at a time")
     args = parser.parse_args()
     sys.exit(
         asyncio.run(
@@ -140,6 +153,7 @@ def main() -> None:
                 args.out,
                 filtered_prefix=args.filtered_prefix,
                 channel_count=args.channels,
+                open_batch=args.open_batch,
             )
         )
     )

@@ -275,6 +275,7 @@ async def part_streams(args: argparse.Namespace, work: Path) -> StreamsRun:
                     *("--subscribers", str(args.streams)),
                     *("--filtered-prefix", "w"),
                     *("--channels", str(args.channels)),
+                    *("--open-batch", "200"),
                     *("--expect", "1"),
                     *("--timeout", str(args.stream_duration + 60)),
                     *("--out", str(out)),
