@@ -50,6 +50,7 @@ from bench._common import (
     cpu_seconds,
     format_table,
     free_port,
+    machine_cpu_seconds,
     machine_info,
     ms,
     python_module,
@@ -67,6 +68,7 @@ WORKERS_AIM = 0.8
 STREAMS_P99_AIM_MS = 50.0
 STREAMS_CPU_AIM = 1.5
 MEMORY_AIM = 2048  # bytes per subject
+OTHER_LOAD_WARNING = 0.15  # cores
 
 # One webhook per call, each with a session id of its own: "<run>-<thread>-<n>". The
 # template is a FinBox body of tests/payloads.py with SESSION in place of the id.
@@ -97,6 +99,8 @@ class WrkRun:
     p99_ms: float
     cpu_seconds: float
     wrk_cpu_seconds: float
+    # What every other process of the machine used meanwhile (other people's work).
+    others_cpu_seconds: float = 0.0
 
     @property
     def throughput(self) -> float:
@@ -163,10 +167,12 @@ async def run_wrk(
             url,
         ]
         started_cpu = cpu_seconds(server.pid)
+        started_machine = machine_cpu_seconds()
         started = time.monotonic()
         out, wrk_cpu = await asyncio.to_thread(_run_measured, command)
         elapsed = time.monotonic() - started
         used = cpu_seconds(server.pid) - started_cpu
+        others = max(0.0, machine_cpu_seconds() - started_machine - used - wrk_cpu)
         server.check_running()
     text = out.decode()
     total = int(re.search(r"(\d+) requests in", text).group(1))  # type: ignore[union-attr]
@@ -184,6 +190,7 @@ async def run_wrk(
         p99_ms=_ms(latency["99"]),
         cpu_seconds=used,
         wrk_cpu_seconds=wrk_cpu,
+        others_cpu_seconds=others,
     )
 
 
@@ -376,6 +383,7 @@ def report(
     ]
     problems: list[str] = []
     verdicts: list[str] = []
+    noisy: list[str] = []
     if runs:
         lines.append(
             f"Max load: wrk -t{args.threads} -c{args.connections}, {args.duration:g} s per "
@@ -400,8 +408,11 @@ def report(
                         f"{run.cpu_us:.0f} µs",
                         "" if is_base else f"{run.cpu_us / base.cpu_us:.2f}x",
                         f"{run.wrk_cpu_seconds / run.seconds:.2f}",
+                        f"{run.others_cpu_seconds / run.seconds:.2f}",
                     ]
                 )
+                if run.others_cpu_seconds / run.seconds > OTHER_LOAD_WARNING:
+                    noisy.append(f"{run.server} {kind}")
                 if run.non_2xx:
                     problems.append(f"{run.server} {kind}: {run.non_2xx} non-2xx answers")
             one = next(r for r in runs if r.kind == kind and r.server == f"{GATEWAY} x1")
@@ -445,6 +456,7 @@ def report(
             "CPU per request",
             "ratio",
             "wrk cores",
+            "others' cores",
         ]
         lines += [format_table(headers, rows), ""]
     if streams is not None:
@@ -513,6 +525,11 @@ def report(
             )
         )
     lines += verdicts
+    if noisy:
+        lines.append(
+            f"WARNING: other processes used more than {OTHER_LOAD_WARNING} cores during "
+            f"{', '.join(noisy)}: those figures are distorted; measure on a quiet machine"
+        )
     return "\n".join(lines), problems
 
 
