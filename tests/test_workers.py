@@ -1,5 +1,5 @@
 """``statusgate serve --workers 2``: a supervisor and two real worker processes on one
-SQLite file, behind the same ports (DESIGN.md §12's processes, as a user runs them)."""
+SQLite file, behind the same ports, as a user runs them."""
 
 from __future__ import annotations
 
