@@ -1,5 +1,5 @@
 """Composition root: config → store → hub → ingest → HTTP front door + gRPC server +
-API listener (the JSON API and metrics), plus the poll service (PollStatuses,
+API listener (the JSON API, metrics and the operator console), plus the poll service (PollStatuses,
 WaitStatus) and the reconciler over the providers' APIs.
 
 ``build`` makes every component from the settings and the provider registry; ``serve``
@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from statusgate import config
+from statusgate.api.console import Console, Overview
 from statusgate.api.server import ApiListener, build_api_app
 from statusgate.config import (
     GrpcTls,
@@ -336,6 +337,7 @@ class Gateway:
             admin,
             render_metrics=parts.metrics.render,
             sse_keepalive_seconds=self.settings.sse_keepalive_seconds,
+            console=self._console(service, admin),
         )
         self._api = ApiListener(
             api_app, shutdown_timeout=self._grace, reuse_port=self.role is not None
@@ -357,6 +359,28 @@ class Gateway:
             sorted(self.settings.sources),
         )
         return BoundPorts(http=http_port, grpc=grpc_port, api=api_port)
+
+    def _console(self, service: StatusService, admin: AdminService) -> Console:
+        """The operator console over the same services, with what the gateway knows
+        about each source for its overview."""
+        parts = self.parts
+        specs = {sid: parts.registry.for_source(s) for sid, s in self.settings.sources.items()}
+        overview = Overview(
+            store=self.store,
+            hub=self.hub,
+            polling=self.polling,
+            reconciler=self.reconciler,
+            providers={sid: spec.label for sid, spec in specs.items()},
+            auth_failures=parts.metrics.recent_auth_failures,
+            poll_errors=parts.metrics.recent_poll_errors,
+        )
+        return Console(
+            status=service,
+            admin=admin,
+            overview=overview,
+            store=self.store,
+            account_fields={sid: spec.account_number_fields for sid, spec in specs.items()},
+        )
 
     async def ready(self) -> bool:
         """Readiness: the store can commit, and no shutdown has begun (so a load

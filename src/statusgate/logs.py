@@ -104,7 +104,8 @@ def mask_account_segments(source: str, segments: Iterable[tuple[str, str]]) -> N
             _account_segments.pop(source, None)
 
 
-def _mask(value: str) -> str:
+def mask_account_number(value: str) -> str:
+    """An account number as the logs show it: its last four characters only."""
     return "X" * (len(value) - 4) + value[-4:] if len(value) > 4 else value
 
 
@@ -113,7 +114,7 @@ def _mask_name(match: re.Match[str]) -> str:
     pairs = _account_segments.get(source)
     if not pairs or child is None or (top, child) not in pairs:
         return match.group(0)
-    return f"sources/{source}/{top}/{top_id}/{child}/{_mask(child_id)}"
+    return f"sources/{source}/{top}/{top_id}/{child}/{mask_account_number(child_id)}"
 
 
 def redact(text: str) -> str:

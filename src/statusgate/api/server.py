@@ -1,7 +1,7 @@
 """The API listener (``--api``, 127.0.0.1:8081 by default), for internal services and
 operators: the JSON API under ``/v1/``, its OpenAPI document at ``/v1/openapi.json``,
-and Prometheus ``/metrics`` (off the public webhook door). The operator console will
-mount under ``/console/`` on the same application.
+Prometheus ``/metrics`` (off the public webhook door), and the operator console under
+``/console/`` (``api.console``).
 
 It takes the same TLS options and client tokens as the gRPC door, and is held to the
 same rule: off loopback it needs both (``config.Settings``).
@@ -17,6 +17,7 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from statusgate.api.console import Console, build_console_app
 from statusgate.api.sse import watch_handler
 from statusgate.api.transcoder import Service, Transcoder
 from statusgate.config import GrpcTls, split_host_port
@@ -39,6 +40,7 @@ def build_api_app(
     *,
     render_metrics: Callable[[], bytes],
     sse_keepalive_seconds: float,
+    console: Console | None = None,
 ) -> web.Application:
     transcoder = Transcoder(
         [
@@ -65,6 +67,13 @@ def build_api_app(
     app.router.add_get(OPENAPI_PATH, openapi)
     app.router.add_route("*", "/v1/{tail:.*}", transcoder.handle)
     app.router.add_get("/metrics", metrics)
+    if console is not None:
+
+        async def to_console(_: web.Request) -> web.Response:
+            raise web.HTTPPermanentRedirect("/console/")
+
+        app.router.add_get("/console", to_console)
+        app.add_subapp("/console", build_console_app(console))
     return app
 
 

@@ -5,7 +5,8 @@ its route (``api.http_rules``), its request message class and its permission
 (``rpc.access.PERMISSIONS``). A request is matched to a route, its message is built
 from the path variables, the query parameters and the body (``api.fields``), the
 caller is admitted from its ``Authorization`` header by the same ``AccessControl`` as
-the gRPC door, and the very service object the gRPC server uses is called. Unary
+the gRPC door (on GET routes, a signed-in console's cookie stands for the header:
+``api.console.session``), and the very service object the gRPC server uses is called. Unary
 answers are proto3 JSON; a server-streaming RPC is handed to its Server-Sent Events
 stream (``api.sse``); failures are ``google.rpc.Status`` JSON (``api.errors``).
 
@@ -27,6 +28,7 @@ from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
 
 from statusgate.api import errors
+from statusgate.api.console.session import cookie_credentials
 from statusgate.api.fields import FieldProblem, parse_body, resolve, set_path
 from statusgate.api.http_rules import Binding, bindings
 from statusgate.config import Permission
@@ -115,7 +117,7 @@ class Transcoder:
             route, variables = found
             # Who asks first: an unknown caller learns nothing about the request's fields.
             caller = route.access.admit(
-                [("authorization", value) for value in request.headers.getall("Authorization", [])],
+                [("authorization", value) for value in cookie_credentials(request)],
                 route.permission,
             )
             message = route.request_class()

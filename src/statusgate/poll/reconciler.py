@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from statusgate.config import SourceConfig
 from statusgate.core.errors import Reason
 from statusgate.poll.service import DEFAULT_BUDGET, PollResult, PollService
-from statusgate.store.base import PollClaim, Store, StoreUnavailableError
+from statusgate.store.base import PollBacklog, PollClaim, Store, StoreUnavailableError
 from statusgate.v1.status_pb2 import Origin
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,21 @@ class Reconciler:
                 continue
             polled += await self._reconcile(source)
         return polled
+
+    async def backlog(self, source_id: str) -> PollBacklog | None:
+        """The subjects of ``source_id`` this reconciler would claim now (counted
+        without leasing); None when it does not reconcile the source (its schedule is
+        off, or its API is not configured)."""
+        source = self._sources.get(source_id)
+        if source is None or not source.poll.enabled or self._poller.missing_settings(source_id):
+            return None
+        now = self._clock()
+        return await self._store.poll_backlog(
+            source_id,
+            now=now,
+            quiet_before=now - timedelta(seconds=source.poll.quiet_seconds),
+            changed_after=now - timedelta(seconds=source.poll.max_age_seconds),
+        )
 
     def _ready(self, source_id: str) -> bool:
         missing = self._poller.missing_settings(source_id)

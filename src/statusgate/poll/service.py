@@ -24,6 +24,7 @@ from statusgate.core.names import InvalidNameError, ResourceName, parse_name
 from statusgate.ingest import Ingest
 from statusgate.providers.polling import Poller, PollReport, breaker_open, not_configured
 from statusgate.store.base import Store, StoreUnavailableError
+from statusgate.upstream.breaker import BreakerSnapshot
 from statusgate.upstream.http import DEADLINE_MARGIN, CallScope, deadline_exceeded
 from statusgate.upstream.single_flight import SingleFlight
 from statusgate.v1.status_pb2 import Origin, Status
@@ -88,6 +89,13 @@ class PollService:
     def missing_settings(self, source: str) -> list[str]:
         poller = self._pollers.get(source)
         return ["(source not configured)"] if poller is None else poller.missing_settings()
+
+    def breaker(self, source: str) -> BreakerSnapshot | None:
+        """The state of ``source``'s circuit breaker; None when it polls nothing (no
+        API configured, or an unknown source)."""
+        poller = self._pollers.get(source)
+        breaker = poller.breaker if poller is not None else None
+        return breaker.snapshot() if breaker is not None else None
 
     def breaker_open(self, source: str) -> bool:
         poller = self._pollers.get(source)

@@ -188,6 +188,10 @@ class ProviderSpec:
     # (built from an account-number field): the logs show their last four characters
     # only. Ids the provider makes up itself are not listed, so they stay searchable.
     account_number_segments: frozenset[tuple[str, str]] = frozenset()
+    # Keys of its JSON payloads, at any depth, whose values are account numbers: where
+    # an operator reads a raw delivery (the console) they show the last four characters
+    # only, like the logs' names.
+    account_number_fields: frozenset[str] = frozenset()
     # Front-door checks of new webhooks, after authentication and mapping, before the
     # delivery is kept (see ``WebhookScreen``); None: none.
     screen: WebhookScreen | None = None

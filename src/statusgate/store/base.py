@@ -32,6 +32,7 @@ __all__ = [
     "EventRef",
     "IngestRequest",
     "IngestResult",
+    "PollBacklog",
     "PollClaim",
     "PollIngest",
     "ReplayIngest",
@@ -113,6 +114,15 @@ class PollClaim:
     last_polled_at: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class PollBacklog:
+    """The reconciler's work waiting in one source: subjects that ``claim_due_polls``
+    would lease now, and since when the longest-waiting of them has been due."""
+
+    due: int
+    oldest_due_at: datetime | None
+
+
 class Store(Protocol):
     async def open(self) -> None:
         """Connect and apply pending migrations."""
@@ -186,6 +196,22 @@ class Store(Protocol):
         self, name: str, *, owner: str, next_poll_at: datetime, attempts: int
     ) -> None:
         """Record a claimed poll's outcome and release ``owner``'s lease on ``name``."""
+
+    async def poll_backlog(
+        self, source: str, *, now: datetime, quiet_before: datetime, changed_after: datetime
+    ) -> PollBacklog:
+        """What ``claim_due_polls`` with these bounds would find, counted without
+        leasing anything. A subject is due from its ``next_poll_at``, or, when it was
+        never polled or changed since its last poll, from the moment it became quiet
+        (``updated_at + (now - quiet_before)``)."""
+
+    async def oldest_non_terminal(self, source: str) -> Status | None:
+        """The non-terminal status of ``source`` that changed longest ago."""
+
+    async def count_deliveries(
+        self, *, received_after: datetime
+    ) -> dict[tuple[str, DeliveryVerdict], int]:
+        """Deliveries received at or after ``received_after``, by (source, verdict)."""
 
     async def prune_deliveries(self, received_before: datetime) -> int:
         """Retention: delete raw deliveries received before the cutoff that no event

@@ -43,6 +43,7 @@ from statusgate.store.base import (
     DeliveryVerdict,
     IngestRequest,
     IngestResult,
+    PollBacklog,
     PollClaim,
     StoreUnavailableError,
 )
@@ -290,6 +291,25 @@ class PostgresStore:
         )
         if not held:
             log.info("the poll lease on %s had passed to another owner", name)
+
+    async def poll_backlog(
+        self, source: str, *, now: datetime, quiet_before: datetime, changed_after: datetime
+    ) -> PollBacklog:
+        return await self._read(
+            queries.poll_backlog,
+            source,
+            now=now,
+            quiet_before=quiet_before,
+            changed_after=changed_after,
+        )
+
+    async def oldest_non_terminal(self, source: str) -> Status | None:
+        return await self._read(queries.oldest_non_terminal, source)
+
+    async def count_deliveries(
+        self, *, received_after: datetime
+    ) -> dict[tuple[str, DeliveryVerdict], int]:
+        return await self._read(queries.count_deliveries, received_after=received_after)
 
     async def list_deliveries(
         self,

@@ -30,6 +30,7 @@ from statusgate.store.base import (
     DeliveryVerdict,
     EventRef,
     IngestRequest,
+    PollBacklog,
     PollClaim,
 )
 from statusgate.store.staging import Outcome, Stager, preview, replayed, subjects
@@ -452,6 +453,61 @@ async def claim_due_polls(
         key=lambda c: (c.last_polled_at is not None, c.last_polled_at or c.updated_at, c.updated_at)
     )
     return claims
+
+
+# The subjects claim_due_polls would lease, counted (as in the SQLite store); a subject
+# without a schedule row yet, or changed since its last poll, is due from when it went
+# quiet.
+_POLL_BACKLOG = """
+SELECT count(*) AS due,
+       min(CASE WHEN p.name IS NULL OR p.seen_sequence <> s.sequence
+                THEN s.updated_at + $5::interval ELSE p.next_poll_at END) AS oldest
+FROM statuses AS s
+LEFT JOIN poll_schedule AS p ON p.name = s.name
+WHERE s.source = $1 AND NOT s.terminal AND s.updated_at < $2 AND s.updated_at > $3
+  AND (p.name IS NULL OR p.seen_sequence <> s.sequence OR p.next_poll_at <= $4)
+  AND (p.lease_until IS NULL OR p.lease_until <= $4)
+"""
+
+
+async def poll_backlog(
+    conn: asyncpg.Connection,
+    source: str,
+    *,
+    now: datetime,
+    quiet_before: datetime,
+    changed_after: datetime,
+) -> PollBacklog:
+    row = await conn.fetchrow(
+        _POLL_BACKLOG,
+        source,
+        utc(quiet_before),
+        utc(changed_after),
+        utc(now),
+        utc(now) - utc(quiet_before),
+    )
+    assert row is not None  # an aggregate always has its one row
+    return PollBacklog(row["due"], row["oldest"])
+
+
+async def oldest_non_terminal(conn: asyncpg.Connection, source: str) -> Status | None:
+    row = await conn.fetchrow(
+        "SELECT data FROM statuses WHERE source = $1 AND NOT terminal"
+        " ORDER BY updated_at, name LIMIT 1",
+        source,
+    )
+    return Status.FromString(row["data"]) if row is not None else None
+
+
+async def count_deliveries(
+    conn: asyncpg.Connection, *, received_after: datetime
+) -> dict[tuple[str, DeliveryVerdict], int]:
+    rows = await conn.fetch(
+        "SELECT source, verdict, count(*) AS n FROM deliveries WHERE received_at >= $1"
+        " GROUP BY source, verdict",
+        utc(received_after),
+    )
+    return {(row["source"], DeliveryVerdict(row["verdict"])): row["n"] for row in rows}
 
 
 async def finish_poll(

@@ -36,6 +36,7 @@ from statusgate.store.base import (
     DeliveryVerdict,
     IngestRequest,
     IngestResult,
+    PollBacklog,
     PollClaim,
     StoreUnavailableError,
 )
@@ -348,6 +349,29 @@ class SqliteStore:
         )
         if not held:
             log.info("the poll lease on %s had passed to another owner", name)
+
+    async def poll_backlog(
+        self, source: str, *, now: datetime, quiet_before: datetime, changed_after: datetime
+    ) -> PollBacklog:
+        return await self._read(
+            functools.partial(
+                queries.poll_backlog,
+                now=now,
+                quiet_before=quiet_before,
+                changed_after=changed_after,
+            ),
+            source,
+        )
+
+    async def oldest_non_terminal(self, source: str) -> Status | None:
+        return await self._read(queries.oldest_non_terminal, source)
+
+    async def count_deliveries(
+        self, *, received_after: datetime
+    ) -> dict[tuple[str, DeliveryVerdict], int]:
+        return await self._read(
+            functools.partial(queries.count_deliveries, received_after=received_after)
+        )
 
     async def prune_deliveries(self, received_before: datetime) -> int:
         pruned: int = await self._write(

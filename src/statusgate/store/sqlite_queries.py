@@ -24,6 +24,7 @@ from statusgate.store.base import (
     DeliveryVerdict,
     EventRef,
     IngestRequest,
+    PollBacklog,
     PollClaim,
 )
 from statusgate.store.staging import Outcome, Stager, preview, replayed, subjects
@@ -415,6 +416,66 @@ def claim_due_polls(
         )
         for name, updated_at, attempts, last_polled_at in rows
     ]
+
+
+# The same subjects as _DUE_POLLS, counted: when each became due is its next_poll_at,
+# or, never polled or changed since (its schedule does not apply), when it went quiet.
+_POLL_BACKLOG = """
+SELECT count(*),
+       min(CASE WHEN p.name IS NULL OR p.seen_sequence <> s.sequence
+                THEN s.updated_at + :quiet ELSE p.next_poll_at END)
+FROM statuses AS s
+LEFT JOIN poll_schedule AS p ON p.name = s.name
+WHERE s.source = :source
+  AND s.terminal = 0
+  AND s.updated_at < :quiet_before
+  AND s.updated_at > :changed_after
+  AND (p.name IS NULL OR p.seen_sequence <> s.sequence OR p.next_poll_at <= :now)
+  AND (p.lease_until IS NULL OR p.lease_until <= :now)
+"""
+
+
+def poll_backlog(
+    conn: sqlite3.Connection,
+    source: str,
+    *,
+    now: datetime,
+    quiet_before: datetime,
+    changed_after: datetime,
+) -> PollBacklog:
+    count, oldest = conn.execute(
+        _POLL_BACKLOG,
+        {
+            "source": source,
+            "now": to_micros(now),
+            "quiet_before": to_micros(quiet_before),
+            "changed_after": to_micros(changed_after),
+            "quiet": to_micros(now) - to_micros(quiet_before),
+        },
+    ).fetchone()
+    return PollBacklog(count, None if oldest is None else from_micros(oldest))
+
+
+def oldest_non_terminal(conn: sqlite3.Connection, source: str) -> Status | None:
+    # statuses_by_source_quiet (source, terminal, updated_at): one index probe.
+    row = conn.execute(
+        "SELECT data FROM statuses WHERE source = ? AND terminal = 0"
+        " ORDER BY updated_at, name LIMIT 1",
+        (source,),
+    ).fetchone()
+    return Status.FromString(row[0]) if row is not None else None
+
+
+def count_deliveries(
+    conn: sqlite3.Connection, *, received_after: datetime
+) -> dict[tuple[str, DeliveryVerdict], int]:
+    # deliveries_by_received (received_at, id): a range scan of the recent rows only.
+    rows = conn.execute(
+        "SELECT source, verdict, count(*) FROM deliveries WHERE received_at >= ?"
+        " GROUP BY source, verdict",
+        (to_micros(received_after),),
+    ).fetchall()
+    return {(source, DeliveryVerdict(verdict)): count for source, verdict, count in rows}
 
 
 def finish_poll(

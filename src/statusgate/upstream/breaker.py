@@ -23,6 +23,7 @@ import enum
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,16 @@ class BreakerState(enum.StrEnum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half-open"
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerSnapshot:
+    """What a breaker is doing now, for an operator."""
+
+    state: BreakerState
+    consecutive_failures: int
+    # Seconds until an open breaker lets a trial call through.
+    retry_in: float
 
 
 class Outcome(enum.Enum):
@@ -70,6 +81,9 @@ class CircuitBreaker:
     @property
     def consecutive_failures(self) -> int:
         return self._failures
+
+    def snapshot(self) -> BreakerSnapshot:
+        return BreakerSnapshot(self.state, self._failures, self.retry_in())
 
     def retry_in(self) -> float:
         """Seconds until an open breaker lets a trial call through (0 when it would)."""

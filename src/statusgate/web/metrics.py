@@ -1,9 +1,11 @@
-"""Prometheus metrics, one registry per gateway (tests run several in one process).
+"""Prometheus metrics, one registry per gateway (tests run several in one process), and
+the counts of the last hour that the operator console shows (``core.recent``).
 
 The workers of a supervised gateway each count in files of the supervisor's metrics
 directory (prometheus-client's multiprocess mode, switched on by the environment the
 supervisor gives them); any worker's ``/metrics`` then answers with the sums over all of
-them, the workers that died and were replaced included, so counters never go back.
+them, the workers that died and were replaced included, so counters never go back. The
+counts of the last hour are each worker's own.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.multiprocess import MultiProcessCollector
+
+from statusgate.core.recent import RecentCounts
 
 
 class Metrics:
@@ -58,10 +62,16 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=self.registry,
         )
-
         # (metric, label values) -> its child: labels() validates and locks on every
         # call, which shows on the path of every webhook.
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        # By source, over the last hour.
+        self.recent_auth_failures = RecentCounts()
+        self.recent_poll_errors = RecentCounts()
+
+    def record_auth_failure(self, source: str) -> None:
+        self.child(self.auth_failures, source).inc()
+        self.recent_auth_failures.add(source)
 
     def child(self, metric: MetricWrapperBase, *values: str) -> Any:
         """``metric.labels(*values)``, looked up once."""
@@ -73,6 +83,10 @@ class Metrics:
 
     def record_poll(self, source: str, origin: str, reason: str, upstream_calls: int) -> None:
         self.child(self.polls, source, origin, reason).inc()
+        # A name that is malformed or of no configured source is the caller's mistake,
+        # not a failure of a source (and its "source" came from the caller).
+        if reason not in ("OK", "INVALID_NAME", "SOURCE_NOT_FOUND"):
+            self.recent_poll_errors.add(source)
         if upstream_calls:
             self.child(self.upstream_calls, source).inc(upstream_calls)
 

@@ -229,7 +229,7 @@ class WebhookReceiver:
         try:
             check(VerifiableRequest(headers=request.headers, body=body, peer=request.remote))
         except AuthenticationError as error:
-            self._metrics.child(self._metrics.auth_failures, source_id).inc()
+            self._metrics.record_auth_failure(source_id)
             self._count(source_id, "unauthenticated")
             # The reason names the check that failed; never the body or a secret.
             log.warning("webhook refused", extra={"source": source_id, "reason": error.reason})

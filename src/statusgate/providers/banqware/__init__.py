@@ -24,6 +24,7 @@ SPEC = ProviderSpec(
     # Accounts without an accountId are named by their account number (IBAN or local
     # number, compact): the logs mask every account id of a banqware session.
     account_number_segments=frozenset({("sessions", "accounts")}),
+    account_number_fields=frozenset({"accountNumber"}),
 )
 
 __all__ = ["SPEC", "BanqwareAdapter", "BanqwareApi", "BanqwareSource", "BanqwareStage"]

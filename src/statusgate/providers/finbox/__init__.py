@@ -19,6 +19,8 @@ SPEC = ProviderSpec(
     fixtures=Path(__file__).parent / "fixtures",
     scenarios=SCENARIOS,
     default_source="finbox",
+    # FinBox masks most numbers itself; not always (older payloads).
+    account_number_fields=frozenset({"account_number"}),
 )
 
 __all__ = ["SPEC", "FinboxAdapter", "FinboxApi", "FinboxSource"]

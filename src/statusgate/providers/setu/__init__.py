@@ -21,6 +21,7 @@ SPEC = ProviderSpec(
     fixtures=Path(__file__).parent / "fixtures",
     scenarios=SCENARIOS,
     default_source="setu",
+    account_number_fields=frozenset({"maskedAccNumber"}),
 )
 
 __all__ = ["SPEC", "SetuAdapter", "SetuApi", "SetuSource"]
