@@ -150,11 +150,8 @@ class StatusPages:
         )
         ids = sorted({e.delivery_id for e in history.events if e.delivery_id})
         deliveries = await self._deliveries(caller, ids)
-        watch = {
-            "after_sequence": head,
-            "filter.names": name,
-            "filter.name_prefixes": f"{name}/",
-        }
+        # A prefix matches the name itself and its descendants (whole segments).
+        watch = {"after_sequence": head, "filter.name_prefixes": name}
         older = ""
         if history.next_page_token:
             older = f"{request.path}?{urlencode({'page_token': history.next_page_token})}"

@@ -69,6 +69,11 @@
       }
     }
 
+    // Sequences marked new, and when: a burst of events makes several swaps in a row,
+    // and each swap must keep the marks of the one just before it.
+    var marked = [];
+    var markedAt = 0;
+
     function swap() {
       var before = newest(root);
       return fetchDocument(refreshUrl.href).then(function (fresh) {
@@ -78,14 +83,19 @@
             old.replaceWith(document.adoptNode(replacement));
           }
         });
-        var added = sequences(root).filter(function (s) { return s > before; }).length;
+        var added = sequences(root).filter(function (s) { return s > before; });
+        if (Date.now() - markedAt > 5000) {
+          marked = [];
+        }
+        marked = marked.concat(added);
+        markedAt = Date.now();
         root.querySelectorAll("[data-sequence]").forEach(function (el) {
-          if (Number(el.getAttribute("data-sequence")) > before) {
+          if (marked.indexOf(Number(el.getAttribute("data-sequence"))) >= 0) {
             el.classList.add("new");
           }
         });
-        if (added) {
-          announce(plural(added, "new event"));
+        if (added.length) {
+          announce(plural(added.length, "new event"));
         }
       });
     }
