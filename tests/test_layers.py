@@ -30,8 +30,10 @@ ALLOWED: dict[str, set[str]] = {
     "poll": _BASE | {"core", "logs", "config", "upstream", "providers", "store", "ingest"},
     "web": _BASE | {"core", "logs", "config", "providers", "store", "ingest", "poll"},
     "rpc": _BASE | {"core", "logs", "config", "providers", "store", "ingest", "poll"},
-    # The JSON API calls the gRPC services' own objects, admitted by rpc.access.
-    "api": _BASE | {"core", "logs", "config", "providers", "store", "ingest", "poll", "rpc"},
+    # The JSON API calls the gRPC services' own objects, admitted by rpc.access; the
+    # console's overview shows the poll service's circuit breakers (upstream's).
+    "api": _BASE
+    | {"core", "logs", "config", "upstream", "providers", "store", "ingest", "poll", "rpc"},
     "retention": _BASE | {"core", "logs", "config", "store"},
     "replay": _BASE | {"core", "logs", "config", "store", "ingest"},
 }

@@ -102,7 +102,9 @@ class Chromium:
 
     async def until(self, condition: Callable[[Any], T], timeout: float = WAIT_SECONDS) -> T:
         # A page being replaced (a navigation, a live swap) makes elements stale.
-        wait = WebDriverWait(self.driver, timeout, ignored_exceptions=(StaleElementReferenceException,))
+        wait = WebDriverWait(
+            self.driver, timeout, ignored_exceptions=(StaleElementReferenceException,)
+        )
         return await self.run(lambda: wait.until(condition))
 
     async def until_present(self, css: str) -> WebElement:

@@ -71,9 +71,7 @@ async def test_pages_search_and_live_events(gw: RunningGateway, chromium: Chromi
         shutil.copyfile(picture, DOCS / "console-subject.png")
     # A phone: one column, nothing wider than the screen.
     await chromium.run(chromium.driver.set_window_size, 390, 844)
-    assert await chromium.script(
-        "return document.documentElement.scrollWidth <= window.innerWidth"
-    )
+    assert await chromium.script("return document.documentElement.scrollWidth <= window.innerWidth")
     await chromium.shot("subject-phone")
     await chromium.run(chromium.driver.set_window_size, 1280, 1000)
 
@@ -147,7 +145,9 @@ async def test_a_payload_full_of_markup_runs_nothing(
         assert not await chromium.find_all("main script, main img, main b, main i"), path
     await chromium.open(gw.api_url("/console/statuses/sources/finbox/sessions/plain-id"))
     await chromium.until_text("[data-live-state]", "Live: following new events.")
-    await gw.post("finbox", hostile_finbox("plain-id") | {"event_name": "SESSION_EXPIRY_NOTIFICATION"})
+    await gw.post(
+        "finbox", hostile_finbox("plain-id") | {"event_name": "SESSION_EXPIRY_NOTIFICATION"}
+    )
     await chromium.until_present("li.event.new")
     assert await chromium.script("return window.__pwned === undefined")
     await chromium.shot("hostile")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import markupsafe
 import pytest
@@ -45,7 +44,7 @@ async def test_the_overview_has_a_panel_per_source(gw: RunningGateway, browser: 
     assert "script-src 'self'" in response.headers["Content-Security-Policy"]
     assert response.headers["X-Frame-Options"] == "DENY"
     for source in ("finbox", "banqware", "setu", "rebit"):
-        assert f">{source} <span class=\"provider\">" in text
+        assert f'>{source} <span class="provider">' in text
     finbox = text.split('id="source-1"')[1].split("</section>")[0]
     # One mapped and one rejected in the last hour, each linked to its list.
     assert 'href="/console/deliveries?source=finbox&amp;verdict=mapped"' in finbox
@@ -94,7 +93,7 @@ async def test_a_subject_s_page_shows_status_family_and_history_with_deliveries(
     delivery = await delivery_of(gw, finbox_upload("s1", ("a1", "COMPLETED")))
     status, text, _ = await browser.get(f"/console/statuses/{SESSION}")
     assert status == 200
-    assert "<h1><span class=\"kind\">session</span>" in text
+    assert '<h1><span class="kind">session</span>' in text
     assert '<span class="badge good">completed</span>' in text
     assert "at stage <strong>upload</strong>" in text
     assert "not terminal" in text
@@ -167,7 +166,9 @@ async def test_a_delivery_s_page_and_its_replay_preview_then_apply(
     assert status == 200
     assert '<span class="badge good">mapped</span>' in text
     assert "<code>content-type</code>" in text and "application/json" in text  # kept headers
-    assert f'<span class="num">#2</span> <a class="name" href="/console/statuses/{SESSION}">' in text
+    assert (
+        f'<span class="num">#2</span> <a class="name" href="/console/statuses/{SESSION}">' in text
+    )
     assert '"session_id": "s1"' in html.unescape(pre_blocks(text)[0])
     # The preview changes nothing: the same content again is a duplicate.
     status, text, _ = await browser.get(f"/console/deliveries/{delivery}/replay")
@@ -205,9 +206,7 @@ async def test_replay_needs_the_form_s_csrf_token_and_the_same_site(
     assert status == 303
 
 
-async def test_provider_values_are_escaped_everywhere(
-    gw: RunningGateway, browser: Browser
-) -> None:
+async def test_provider_values_are_escaped_everywhere(gw: RunningGateway, browser: Browser) -> None:
     # A session id that is markup is refused as a name (400, kept as rejected); the
     # same markup everywhere else in a payload is mapped and stored.
     rejected = await delivery_of(gw, hostile_finbox())
@@ -278,4 +277,3 @@ async def test_the_feed_lists_recent_events_with_the_watch_filters(
     await delivery_of(gw, finbox_expiry("s3"))
     status, text, _ = await browser.get("/console/feed/rows", params={"after": "3"})
     assert status == 200 and text.count("<tr data-sequence=") == 1 and 's3"' in text
-

@@ -127,7 +127,7 @@ async def test_a_replay_after_a_mapping_fix_applies_its_events(
     await browser.sign_in(ADMIN)
     status, text, _ = await browser.get(f"/console/deliveries/{delivery}/replay")
     assert status == 200
-    assert "from <span class=\"badge warn\">unmapped</span> to <span class=\"badge good\">" in text
+    assert 'from <span class="badge warn">unmapped</span> to <span class="badge good">' in text
     assert 'href="/console/statuses/sources/tickets/payments/t1"' in text
     assert '<span class="badge wait">new</span> <span aria-label="to">→</span> ' in text
     csrf = await browser.csrf(f"/console/deliveries/{delivery}/replay")

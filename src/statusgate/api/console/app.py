@@ -18,6 +18,7 @@ The routes: ``overview`` (``/console/``), ``search``, ``statuses/{name}``, ``fee
 from __future__ import annotations
 
 import logging
+from importlib import metadata
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -28,7 +29,6 @@ import jinja2
 from aiohttp import web
 from google.protobuf.message import Message
 
-from statusgate import __version__
 from statusgate.api.console import present
 from statusgate.api.console.overview import Overview
 from statusgate.api.console.session import (
@@ -257,6 +257,9 @@ def _next(value: object) -> str:
     return f"{PREFIX}/"
 
 
+_VERSION = metadata.version("statusgate")
+
+
 def _static_url(name: str) -> str:
     # The version in the URL: a new release is never served an old cached file.
-    return f"{PREFIX}/static/{name}?v={__version__}"
+    return f"{PREFIX}/static/{name}?v={_VERSION}"

@@ -34,7 +34,7 @@ class DeliveryPages:
         self.console = console
 
     async def listing(self, request: web.Request) -> web.StreamResponse:
-        """``?verdict=rejected&source=setu&name=...`` (verdicts in any case, with or
+        """``?verdict=rejected&source=S&name=...`` (verdicts in any case, with or
         without their prefix; each parameter may repeat), newest first."""
         caller = self.console.caller(request)
         query = request.query
