@@ -118,6 +118,16 @@ class Chromium:
     async def script(self, source: str) -> Any:
         return await self.run(self.driver.execute_script, source)
 
+    async def unlabelled(self) -> list[str]:
+        """Form controls of the page without a label a screen reader would read."""
+        found: list[str] = await self.script(
+            """return Array.from(document.querySelectorAll(
+                   'input:not([type=hidden]), select, textarea'))
+                 .filter(c => !c.labels.length && !c.getAttribute('aria-label'))
+                 .map(c => c.outerHTML);"""
+        )
+        return found
+
     async def shot(self, name: str) -> Path:
         path = self.screenshots / f"{name}.png"
         await self.run(self.driver.save_screenshot, str(path))

@@ -75,9 +75,16 @@ async def test_pages_search_and_live_events(gw: RunningGateway, chromium: Chromi
     await chromium.shot("subject-phone")
     await chromium.run(chromium.driver.set_window_size, 1280, 1000)
 
-    for path in ("/console/deliveries?verdict=REJECTED", "/console/search?q=sources/finbox"):
+    assert await chromium.unlabelled() == []
+    for path in (
+        "/console/deliveries?verdict=REJECTED",
+        "/console/search?q=sources/finbox",
+        "/console/feed",
+        "/console/",
+    ):
         await chromium.open(f"{base}{path}")
-        await chromium.shot(path.split("?")[0].rsplit("/", 1)[-1])
+        assert await chromium.unlabelled() == [], path
+        await chromium.shot(path.split("?")[0].rsplit("/", 1)[-1] or "overview")
     await chromium.open(f"{base}/console/statuses/sources/finbox/sessions/missing")
     assert await chromium.text("h1") == "Not found"
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import markupsafe
 import pytest
@@ -277,3 +279,27 @@ async def test_the_feed_lists_recent_events_with_the_watch_filters(
     await delivery_of(gw, finbox_expiry("s3"))
     status, text, _ = await browser.get("/console/feed/rows", params={"after": "3"})
     assert status == 200 and text.count("<tr data-sequence=") == 1 and 's3"' in text
+
+
+async def test_account_numbers_show_their_last_four_characters_only(
+    gw: RunningGateway, browser: Browser
+) -> None:
+    fixture = Path(__file__).parents[2] / (
+        "src/statusgate/providers/banqware/fixtures/session_accounts_finished_details_list.json"
+    )
+    payload = json.loads(fixture.read_text())["payload"]
+    delivery = await delivery_of(gw, payload, source="banqware")
+    session = f"sources/banqware/sessions/{payload['sessionId']}"
+    numbers = ["PL61109010140000071219812874", "PL27114020040000300201355387"]
+    for path in (f"/console/statuses/{session}", f"/console/deliveries/{delivery}"):
+        status, text, _ = await browser.get(path)
+        assert status == 200
+        # Links must carry the whole name to reach the account's page; what is shown
+        # to a person never does.
+        shown = re.sub(r'(href|data-watch|data-refresh)="[^"]*"', "", text)
+        for number in numbers:
+            assert number not in shown, path
+            assert number[-4:] in shown, path
+        assert "PL27 1140" not in shown  # as posted, with spaces: masked too
+        body = html.unescape(pre_blocks(text)[0])
+        assert '"accountNumber": "XXXXXXXXXXXXXXXXXXXXXXXX2874"' in body

@@ -18,9 +18,8 @@ The routes: ``overview`` (``/console/``), ``search``, ``statuses/{name}``, ``fee
 from __future__ import annotations
 
 import logging
-from importlib import metadata
 from collections.abc import Mapping
-from importlib import resources
+from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -110,14 +109,18 @@ class Console:
 
     # --- calls ------------------------------------------------------------------------
 
-    async def call(self, caller: Principal, method: str, request: Message) -> Any:
-        """An RPC of either service, for ``caller``, held to its permission."""
+    def permit(self, caller: Principal, method: str) -> None:
+        """Raise PERMISSION_DENIED unless ``caller`` may call ``method`` (an RPC)."""
         permission = PERMISSIONS[method]
         if not caller.may(permission):
             raise ApiError(
                 Reason.PERMISSION_DENIED,
                 f"client {caller.client_id!r} lacks the {permission!r} permission",
             )
+
+    async def call(self, caller: Principal, method: str, request: Message) -> Any:
+        """An RPC of either service, for ``caller``, held to its permission."""
+        self.permit(caller, method)
         service = self.admin if hasattr(self.admin, method) else self.status
         return await getattr(service, method)(request, _NoDeadline(), caller)
 

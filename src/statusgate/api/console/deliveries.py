@@ -107,8 +107,7 @@ class DeliveryPages:
         caller = self.console.caller(request)
         id_ = request.match_info["id"]
         # Who asks first (a client without admin hears so), then whether the form holds.
-        if not caller.may("admin"):
-            await self.console.call(caller, "ReplayDeliveries", admin_pb.ReplayDeliveriesRequest())
+        self.console.permit(caller, "ReplayDeliveries")
         await self.console.check_form(request)
         result = await self._replay(caller, id_, dry_run=False)
         target = f"{PREFIX}/deliveries/{href(id_)}?{urlencode({'replayed': len(result.events)})}"

@@ -14,7 +14,7 @@ from google.protobuf.descriptor import EnumDescriptor
 from statusgate.api.console.app import PREFIX, Console, Page
 from statusgate.api.console.present import href
 from statusgate.api.fields import enum_number
-from statusgate.core.errors import ApiError, Reason
+from statusgate.core.errors import ApiError
 from statusgate.core.filters import PreparedFilter, validate_filter
 from statusgate.core.names import TOP_LEVEL, InvalidNameError, make_name, parse_name
 from statusgate.rpc.access import Principal
@@ -44,8 +44,7 @@ class StatusPages:
 
     async def overview(self, request: web.Request) -> web.StreamResponse:
         caller = self.console.caller(request)
-        if not caller.may("read"):
-            raise ApiError(Reason.PERMISSION_DENIED, f"client {caller.client_id!r} may not read")
+        self.console.permit(caller, "ListStatuses")
         panels = await self.console.overview.panels(caller)
         return self.console.render(
             request, "overview.html", nav="overview", panels=panels, now=datetime.now(UTC)
@@ -230,8 +229,7 @@ class StatusPages:
     ) -> list[pb.StatusEvent]:
         """Events after ``after`` that the filter and the caller's sources let
         through, newest first (what a Watch stream from there would have sent)."""
-        if not caller.may("read"):
-            raise ApiError(Reason.PERMISSION_DENIED, f"client {caller.client_id!r} may not read")
+        self.console.permit(caller, "WatchStatuses")
         matcher = PreparedFilter(status_filter)
         read = await self.console.store.read_events(after_sequence=after, limit=FEED_SCAN)
         shown = [e for e in read if caller.can_see(e.status.source) and matcher.matches(e.status)]

@@ -161,8 +161,13 @@
       say(paused ? "Paused." : "Live: following new events.");
     });
     stream.addEventListener("error", function () {
-      // The browser reconnects by itself, resuming after the last event it saw.
-      say("Reconnecting to the live stream…");
+      if (stream.readyState === EventSource.CLOSED) {
+        // Refused (signed out, or the client's limit of open streams): no retry.
+        say("Live updates stopped: the gateway refused the stream. Reload to try again.");
+      } else {
+        // The browser reconnects by itself, resuming after the last event it saw.
+        say("Reconnecting to the live stream…");
+      }
     });
 
     if (pause) {
