@@ -275,6 +275,22 @@ async def test_the_feed_lists_recent_events_with_the_watch_filters(
         in text
     )
     assert 'data-refresh="/console/feed/rows?after=3&amp;source=finbox&amp;kind=session' in text
+    assert '<option value="session" selected>' in text
+    assert '<option value="expired" selected>' in text
+    # Every field as often as wanted: any value of a field, every field that is set.
+    _, text, _ = await browser.get(
+        "/console/feed",
+        params=[
+            ("kind", "account"),
+            ("kind", "KIND_SESSION"),
+            ("prefix", "sources/finbox/sessions/s1 sources/finbox/sessions/s2"),
+        ],
+    )
+    assert text.count('<tr data-sequence="') == 3
+    assert 'value="sources/finbox/sessions/s1 sources/finbox/sessions/s2"' in text
+    assert "filter.name_prefixes=sources%2Ffinbox%2Fsessions%2Fs1&amp;filter.name_prefixes" in text
+    _, text, _ = await browser.get("/console/feed", params={"prefix": "sources/finbox/sessions/s2"})
+    assert text.count('<tr data-sequence="') == 1
     # What the script fetches when the stream says something happened.
     await delivery_of(gw, finbox_expiry("s3"))
     status, text, _ = await browser.get("/console/feed/rows", params={"after": "3"})

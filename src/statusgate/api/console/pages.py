@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
@@ -194,12 +195,13 @@ class StatusPages:
 
     async def feed(self, request: web.Request) -> web.StreamResponse:
         caller = self.console.caller(request)
-        status_filter, chosen = _feed_filter(request)
+        chosen = FeedChoice.of(request)
+        status_filter = chosen.status_filter()
         head = await self.console.store.last_sequence()
         events = await self._events(caller, status_filter, after=max(0, head - FEED_SCAN))
         watch: list[tuple[str, str | int]] = [("after_sequence", head)]
         watch += [(f"filter.{key}", value) for key, value in _filter_params(status_filter)]
-        rows: list[tuple[str, str | int]] = [("after", head), *_form_params(chosen)]
+        rows: list[tuple[str, str | int]] = [("after", head), *chosen.params()]
         return self.console.render(
             request,
             "feed.html",
@@ -217,7 +219,7 @@ class StatusPages:
         """The feed's rows after ``after``, newest first: what the page's script
         inserts when the Watch stream says something happened."""
         caller = self.console.caller(request)
-        status_filter, _ = _feed_filter(request)
+        status_filter = FeedChoice.of(request).status_filter()
         after = request.query.get("after", "0")
         if not after.isdigit():
             raise Page(400, "Bad request", "after must be a sequence number")
@@ -236,37 +238,69 @@ class StatusPages:
         return shown[::-1][:FEED_SHOWN]
 
 
-def _feed_filter(request: web.Request) -> tuple[pb.StatusFilter, dict[str, object]]:
-    """The Watch filter of the feed's form (GET parameters, enum values with or without
-    their prefix, any case), and what the form shows as chosen."""
-    query = request.query
-    chosen: dict[str, object] = {
-        "source": [s for s in query.getall("source", []) if s],
-        "name": query.get("name", "").strip(),
-        "prefix": query.get("prefix", "").strip(),
-        "kind": query.get("kind", "").strip(),
-        "state": query.get("state", "").strip(),
-        "terminal": query.get("terminal", "") in ("1", "on", "true"),
-    }
-    status_filter = pb.StatusFilter(
-        sources=chosen["source"],  # type: ignore[arg-type]
-        terminal_only=bool(chosen["terminal"]),
-    )
-    if chosen["name"]:
-        status_filter.names.append(str(chosen["name"]))
-    if chosen["prefix"]:
-        status_filter.name_prefixes.append(str(chosen["prefix"]))
-    if chosen["kind"]:
-        status_filter.kinds.append(enum_number(pb.Kind.DESCRIPTOR, str(chosen["kind"]), "kind"))  # type: ignore[arg-type]
-    if chosen["state"]:
-        status_filter.states.append(
-            enum_number(pb.State.DESCRIPTOR, str(chosen["state"]), "state")  # type: ignore[arg-type]
+@dataclass(frozen=True, slots=True)
+class FeedChoice:
+    """What the feed's form asks for, as GET parameters: Watch's filter, each field as
+    often as wanted (``source``, ``kind``, ``state`` repeat; ``name`` and ``prefix`` may
+    also hold several separated by spaces, which no name contains), enum values with or
+    without their prefix, in any case."""
+
+    source: list[str]
+    name: list[str]
+    prefix: list[str]
+    kind: list[str]
+    state: list[str]
+    terminal: bool
+
+    @classmethod
+    def of(cls, request: web.Request) -> FeedChoice:
+        query = request.query
+
+        def values(key: str) -> list[str]:
+            return [word for value in query.getall(key, []) for word in value.split()]
+
+        return cls(
+            source=values("source"),
+            name=values("name"),
+            prefix=values("prefix"),
+            kind=values("kind"),
+            state=values("state"),
+            terminal=query.get("terminal", "") in ("1", "on", "true"),
         )
-    try:
-        validate_filter(status_filter)
-    except ValueError as error:
-        raise Page(400, "Bad request", str(error)) from None
-    return status_filter, chosen
+
+    def status_filter(self) -> pb.StatusFilter:
+        """The Watch filter it means; the 400 page when it is not one."""
+        status_filter = pb.StatusFilter(
+            sources=self.source,
+            names=self.name,
+            name_prefixes=self.prefix,
+            kinds=[enum_number(pb.Kind.DESCRIPTOR, k, "kind") for k in self.kind],  # type: ignore[misc]
+            states=[enum_number(pb.State.DESCRIPTOR, s, "state") for s in self.state],  # type: ignore[misc]
+            terminal_only=self.terminal,
+        )
+        try:
+            validate_filter(status_filter)
+        except ValueError as error:
+            raise Page(400, "Bad request", str(error)) from None
+        return status_filter
+
+    def params(self) -> list[tuple[str, str]]:
+        """The choice as the form's own query parameters."""
+        params = [
+            (key, value)
+            for key in ("source", "name", "prefix", "kind", "state")
+            for value in getattr(self, key)
+        ]
+        if self.terminal:
+            params.append(("terminal", "1"))
+        return params
+
+    def chose(self, key: str, enum_name: str) -> bool:
+        """Whether ``kind`` or ``state`` includes the value named ``enum_name``."""
+        prefix = enum_name.split("_", 1)[0] + "_"
+        return any(
+            v.upper() in (enum_name, enum_name.removeprefix(prefix)) for v in getattr(self, key)
+        )
 
 
 def _filter_params(status_filter: pb.StatusFilter) -> list[tuple[str, str]]:
@@ -278,17 +312,6 @@ def _filter_params(status_filter: pb.StatusFilter) -> list[tuple[str, str]]:
     params += [("states", pb.State.Name(s)) for s in status_filter.states]
     if status_filter.terminal_only:
         params.append(("terminal_only", "true"))
-    return params
-
-
-def _form_params(chosen: dict[str, object]) -> list[tuple[str, str]]:
-    """The feed form's choices as its own query parameters."""
-    params = [("source", str(s)) for s in chosen["source"]]  # type: ignore[attr-defined]
-    for key in ("name", "prefix", "kind", "state"):
-        if chosen[key]:
-            params.append((key, str(chosen[key])))
-    if chosen["terminal"]:
-        params.append(("terminal", "1"))
     return params
 
 
