@@ -27,8 +27,10 @@ from statusgate.v1 import status_pb2 as pb
 # Bodies are at most max_body_bytes (1 MiB by default); past this a page shows the start.
 MAX_SHOWN_CHARACTERS = 256 * 1024
 
-_FAILED = {"failed", "expired", "rejected", "revoked", "cancelled"}
-_DONE = {"completed", "active"}
+# State and verdict words by badge colour; anything else is waiting.
+_BAD = {"failed", "expired", "rejected", "revoked", "cancelled"}
+_GOOD = {"completed", "active", "mapped"}
+_WARN = {"unmapped"}
 
 
 def words(enum_name: str, prefix: str) -> str:
@@ -62,14 +64,13 @@ def error_reason(value: pb.ErrorReason.ValueType) -> str:
 
 
 def tone(word: str) -> str:
-    """The badge colour of a state or verdict word: good, bad or waiting."""
-    if word in _FAILED or word == "rejected":
+    """The badge colour of a state or verdict word: good, bad, warn or wait (the
+    colour is never the only signal: the badge says the word)."""
+    if word in _BAD:
         return "bad"
-    if word in _DONE or word == "mapped":
+    if word in _GOOD:
         return "good"
-    if word == "unmapped":
-        return "warn"
-    return "wait"
+    return "warn" if word in _WARN else "wait"
 
 
 def when(stamp: Timestamp | datetime | None) -> datetime | None:
