@@ -23,26 +23,40 @@ ALLOWED: dict[str, set[str]] = {
     "core": _BASE,
     "logs": set(),
     "config": _BASE | {"core", "logs"},
-    "upstream": _BASE | {"core", "logs", "config"},
-    "providers": _BASE | {"core", "logs", "config", "upstream"},
-    "store": _BASE | {"core", "logs", "config"},
-    "ingest": _BASE | {"core", "logs", "config", "providers", "store"},
-    "poll": _BASE | {"core", "logs", "config", "upstream", "providers", "store", "ingest"},
-    "web": _BASE | {"core", "logs", "config", "providers", "store", "ingest", "poll"},
-    "rpc": _BASE | {"core", "logs", "config", "providers", "store", "ingest", "poll"},
+    # Metrics and traces: everything above reports through it.
+    "telemetry": _BASE | {"core", "logs", "config"},
+    "upstream": _BASE | {"core", "logs", "config", "telemetry"},
+    "providers": _BASE | {"core", "logs", "config", "telemetry", "upstream"},
+    "store": _BASE | {"core", "logs", "config", "telemetry"},
+    "ingest": _BASE | {"core", "logs", "config", "telemetry", "providers", "store"},
+    "poll": _BASE
+    | {"core", "logs", "config", "telemetry", "upstream", "providers", "store", "ingest"},
+    "web": _BASE | {"core", "logs", "config", "telemetry", "providers", "store", "ingest", "poll"},
+    "rpc": _BASE | {"core", "logs", "config", "telemetry", "providers", "store", "ingest", "poll"},
     # The JSON API calls the gRPC services' own objects, admitted by rpc.access; the
     # console's overview shows the poll service's circuit breakers (upstream's).
     "api": _BASE
-    | {"core", "logs", "config", "upstream", "providers", "store", "ingest", "poll", "rpc"},
-    "retention": _BASE | {"core", "logs", "config", "store"},
-    "replay": _BASE | {"core", "logs", "config", "store", "ingest"},
+    | {
+        "core",
+        "logs",
+        "config",
+        "telemetry",
+        "upstream",
+        "providers",
+        "store",
+        "ingest",
+        "poll",
+        "rpc",
+    },
+    "retention": _BASE | {"core", "logs", "config", "telemetry", "store"},
+    "replay": _BASE | {"core", "logs", "config", "telemetry", "store", "ingest"},
 }
 # The command line's side of a running gateway: it signs as web.auth verifies.
 ALLOWED["client"] = _BASE | {"core", "logs", "config", "providers", "web"}
 _BELOW_APP = set(ALLOWED) - {"client"}
 ALLOWED["app"] = _BELOW_APP | {"upstream", "web", "rpc", "api"}
 ALLOWED["config_check"] = ALLOWED["app"] | {"app"}
-ALLOWED["supervisor"] = _BASE | {"core", "logs", "config", "store"}
+ALLOWED["supervisor"] = _BASE | {"core", "logs", "config", "telemetry", "store"}
 ALLOWED["cli"] = ALLOWED["config_check"] | {"config_check", "client", "supervisor"}
 
 
