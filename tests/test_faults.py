@@ -142,7 +142,7 @@ async def test_a_full_disk_answers_503_and_recovers_by_itself(tmp_path: Path, wo
             code, after = await post(http, gateway, finbox_expiry("after"))
             assert code == 200 and after is not None
             async with http.get(f"{gateway.api_base}/metrics") as response:
-                assert 'outcome="unavailable"' in await response.text()
+                assert 'verdict="unavailable"' in await response.text()
     finally:
         assert gateway.terminate() == 0
 

@@ -41,7 +41,7 @@ from statusgate.logs import install_client_error_filter, mask_account_segments
 from statusgate.poll.reconciler import Reconciler
 from statusgate.poll.service import PollService
 from statusgate.poll.waits import WaitPolls
-from statusgate.providers.polling import Poller
+from statusgate.providers.polling import Poller, observe_upstream
 from statusgate.providers.registry import PROVIDERS, Registry
 from statusgate.providers.spec import Acknowledgement
 from statusgate.retention import RetentionTask
@@ -52,10 +52,11 @@ from statusgate.rpc.service import StatusService
 from statusgate.store.base import Store, StoreUnavailableError
 from statusgate.store.factory import open_store
 from statusgate.store.sqlite_shared import SqliteSharing
+from statusgate.telemetry.gauges import GaugeRefresher
+from statusgate.telemetry.metrics import Metrics
 from statusgate.upstream.http import Sleep
 from statusgate.web.auth import WebhookVerifier, build_verifier
 from statusgate.web.connections import ConnectionLimits, Guard, GuardedRunner
-from statusgate.web.metrics import Metrics
 from statusgate.web.routes import build_web_app
 from statusgate.web.webhooks import WebhookReceiver
 
@@ -127,8 +128,16 @@ def build(
     if problems or store is None:
         raise SetupError(problems)
     hub = Hub(store)
-    ingest = Ingest(store, hub, registry, max_json_depth=settings.front_door.max_json_depth)
-    metrics = Metrics(role.metrics_dir if role is not None else None)
+    metrics = Metrics(
+        {sid: s.provider for sid, s in settings.sources.items()},
+        role.metrics_dir if role is not None else None,
+    )
+    store.observe_commits(metrics)
+    for source_id, poller in pollers.items():
+        observe_upstream(poller, metrics.sources[source_id])
+    ingest = Ingest(
+        store, hub, registry, max_json_depth=settings.front_door.max_json_depth, metrics=metrics
+    )
     polling = PollService(store, ingest, pollers, observe=metrics.record_poll)
     waits = WaitPolls(
         polling, {sid: s.api.wait_calls_per_second for sid, s in settings.sources.items()}
@@ -233,6 +242,16 @@ class Gateway:
             settings.sources,
             tick_seconds=settings.reconciler_tick_seconds,
         )
+        self.gauges = GaugeRefresher(
+            self.parts.metrics,
+            self.store,
+            watch_lag=self.hub.lag,
+            breaker=self._breaker_state,
+            backlog=self.reconciler.backlog,
+            interval=settings.metrics_refresh_seconds,
+            # What the store knows is the same for every worker: one reads it.
+            store_derived=role is None or role.index == 0,
+        )
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._guard: Guard | None = None
@@ -325,9 +344,12 @@ class Gateway:
                 self.settings.grpc_limits.max_filter_prefixes,
             ),
             parts.waits,
+            parts.metrics,
         )
         admin = AdminService(self.store, parts.ingest, self.settings.sources, access)
-        self._rpc = RpcServer(service, admin, reuse_port=self.role is not None)
+        self._rpc = RpcServer(
+            service, admin, reuse_port=self.role is not None, metrics=parts.metrics
+        )
         try:
             grpc_port = await self._rpc.start(self.settings.grpc, self.settings.grpc_tls)
         except OSError as error:
@@ -348,6 +370,7 @@ class Gateway:
             raise StartupError(str(error.strerror or error)) from None
         self.reconciler.start()
         self.retention.start()
+        self.gauges.start()
         self._serving = True
         log.info(
             "statusgate %s: http port %d, grpc port %d, api port %d, store %s, sources %s",
@@ -359,6 +382,10 @@ class Gateway:
             sorted(self.settings.sources),
         )
         return BoundPorts(http=http_port, grpc=grpc_port, api=api_port)
+
+    def _breaker_state(self, source: str) -> str | None:
+        snapshot = self.polling.breaker(source)
+        return snapshot.state.value if snapshot is not None else None
 
     def _console(self, service: StatusService, admin: AdminService) -> Console:
         """The operator console over the same services, with what the gateway knows
@@ -399,6 +426,7 @@ class Gateway:
         self._stopped.set()
         await self.reconciler.stop()
         await self.retention.stop()
+        await self.gauges.stop()
         rpc_stop = self._rpc.stop(self._grace) if self._rpc else asyncio.sleep(0)
         http_stop = self._stop_http()
         api_stop = self._api.stop() if self._api else asyncio.sleep(0)

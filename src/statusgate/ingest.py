@@ -43,6 +43,7 @@ from statusgate.store.base import (
     Store,
     WebhookIngest,
 )
+from statusgate.telemetry.metrics import Metrics
 from statusgate.v1.status_pb2 import Status
 
 log = logging.getLogger(__name__)
@@ -194,7 +195,9 @@ class Ingest:
         registry: Registry,
         *,
         max_json_depth: int = DEFAULT_MAX_JSON_DEPTH,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self.store = store
         self.hub = hub
         self._registry = registry
@@ -329,6 +332,9 @@ class Ingest:
     async def _commit(self, request: IngestRequest) -> IngestResult:
         result = await self.store.ingest(request)
         self.hub.offer(result.events)
+        # Every write comes through here, so every origin is counted alike.
+        if result.events and self._metrics is not None:
+            self._metrics.record_events(request.origin, result.events)
         return result
 
 

@@ -20,7 +20,8 @@ process runs one GIL, so N workers use N cores. The supervisor serves nothing it
   gateway does; the supervisor exits once all have. If the supervisor itself dies, its
   workers see their pipe to it close and drain and exit too.
 - **Metrics** are counted by each worker in the run directory and summed by whichever
-  worker answers ``/metrics`` (``web.metrics``).
+  worker answers ``/metrics`` (``telemetry.metrics``), the process metrics over the
+  supervisor and every worker (``telemetry.process``).
 """
 
 from __future__ import annotations

@@ -41,10 +41,12 @@ def poll_settings(
     *,
     api: dict[str, Any] | None = None,
     poll: dict[str, Any] | None = None,
+    extra_sources: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> Settings:
     """Sources ``finbox``, ``setu`` and ``banqware`` on the fakes, plus ``bare`` (FinBox
-    without API credentials). The reconciler is off unless ``poll`` turns it on."""
+    without API credentials) and ``extra_sources``. The reconciler is off unless
+    ``poll`` turns it on."""
     api = api or {}
     schedule = poll or {"enabled": False}
     sources = {
@@ -56,6 +58,7 @@ def poll_settings(
             "poll": schedule,
         },
         "bare": {"provider": "finbox", "poll": schedule},
+        **(extra_sources or {}),
     }
     return gateway_settings(tmp_path, sources=sources, **overrides)
 

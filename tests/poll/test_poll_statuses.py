@@ -15,6 +15,7 @@ from tests.conftest import RunningGateway, start_gateway, stop_gateway
 from tests.fakes.server import reply
 from tests.payloads import finbox_enrichment, finbox_upload
 from tests.poll.conftest import Fakes, poll_settings
+from tests.scrape import scrape
 
 SESSION = "sources/finbox/sessions/s1"
 
@@ -95,13 +96,25 @@ async def test_one_failing_name_never_fails_the_others(pgw: RunningGateway, fake
     assert "SESSION_DELETED" in gone.error.message
     assert "sources.bare.api.api_key_env" in bare.error.message
 
-    # Every outcome is counted by source and reason.
-    async with pgw.http.get(pgw.api_url("/metrics")) as response:
-        metrics = await response.text()
-    assert 'statusgate_polls_total{origin="ORIGIN_POLL",reason="OK",source="finbox"} 1.0' in metrics
-    assert 'reason="UPSTREAM_NOT_FOUND",source="finbox"} 1.0' in metrics
-    assert 'reason="POLLING_NOT_CONFIGURED",source="bare"} 1.0' in metrics
-    assert 'statusgate_upstream_calls_total{source="finbox"}' in metrics
+    # Every outcome of a configured source is counted by the gRPC code of its error.
+    metrics = await scrape(pgw.http, pgw.api_url("/metrics"))
+    polls = "statusgate_polls_total"
+    finbox = {"source": "finbox", "provider": "finbox", "origin": "poll"}
+    assert metrics.value(polls, **finbox, code="OK") == 1
+    assert metrics.value(polls, **finbox, code="NOT_FOUND") == 1
+    setu = {"source": "setu", "provider": "setu", "origin": "poll"}
+    assert metrics.value(polls, **setu, code="NOT_FOUND") == 1
+    bare = {"source": "bare", "provider": "finbox", "origin": "poll"}
+    assert metrics.value(polls, **bare, code="FAILED_PRECONDITION") == 1
+    banqware = {"source": "banqware", "provider": "banqware", "origin": "poll"}
+    assert metrics.value(polls, **banqware, code="UNIMPLEMENTED") == 1
+    # The malformed name and the unknown source's came from the caller: not counted.
+    assert metrics.label_values(polls, "source") == {"finbox", "bare", "banqware", "setu"}
+    requests = "statusgate_upstream_requests_total"
+    # s1: upload status 200, progress 400 (not requested); gone: both 410.
+    finbox_requests = {"source": "finbox", "provider": "finbox"}
+    assert metrics.value(requests, **finbox_requests, code="2xx") == 1
+    assert metrics.value(requests, **finbox_requests, code="4xx") == 3
 
 
 async def test_an_account_is_polled_through_its_session(pgw: RunningGateway, fakes: Fakes) -> None:

@@ -177,6 +177,10 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     # How often the reconciler looks for quiet, non-terminal subjects that are due a poll.
     reconciler_tick_seconds: float = Field(default=5.0, gt=0)
+    # How often the gauges read from the store (subjects by state, the reconciler's
+    # backlog, the head sequence...) and the process's own (store readiness, Watch lag,
+    # circuit breakers) are refreshed for /metrics; a scrape never queries the store.
+    metrics_refresh_seconds: float = Field(default=15.0, gt=0)
     # Worker processes of ``statusgate serve``, each a full replica behind the same
     # listeners; "auto" is one per CPU.
     workers: int | Literal["auto"] = 1

@@ -53,6 +53,43 @@ class Reason(enum.StrEnum):
     UPSTREAM_ANSWER_INVALID = "UPSTREAM_ANSWER_INVALID"
 
 
+# The gRPC status code (its name) of each reason: ``rpc.errors`` answers with it, and
+# the metrics count a poll's per-name error by it.
+GRPC_CODES: dict[Reason, str] = {
+    Reason.INVALID_ARGUMENT: "INVALID_ARGUMENT",
+    Reason.INVALID_NAME: "INVALID_ARGUMENT",
+    Reason.INVALID_CONDITION: "INVALID_ARGUMENT",
+    Reason.TOO_MANY_NAMES: "INVALID_ARGUMENT",
+    Reason.FILTER_TOO_LARGE: "INVALID_ARGUMENT",
+    Reason.SEQUENCE_OUT_OF_RANGE: "OUT_OF_RANGE",
+    Reason.UNAUTHENTICATED: "UNAUTHENTICATED",
+    Reason.PERMISSION_DENIED: "PERMISSION_DENIED",
+    Reason.SOURCE_NOT_PERMITTED: "PERMISSION_DENIED",
+    Reason.TOO_MANY_STREAMS: "RESOURCE_EXHAUSTED",
+    Reason.SOURCE_NOT_FOUND: "NOT_FOUND",
+    Reason.STATUS_NOT_FOUND: "NOT_FOUND",
+    Reason.DELIVERY_NOT_FOUND: "NOT_FOUND",
+    Reason.STORE_UNAVAILABLE: "UNAVAILABLE",
+    Reason.SHUTTING_DOWN: "UNAVAILABLE",
+    Reason.NOT_IMPLEMENTED: "UNIMPLEMENTED",
+    Reason.WAIT_TIMEOUT: "DEADLINE_EXCEEDED",
+    Reason.POLLING_NOT_CONFIGURED: "FAILED_PRECONDITION",
+    Reason.POLLING_NOT_SUPPORTED: "UNIMPLEMENTED",
+    Reason.NOT_IN_ANSWER: "NOT_FOUND",
+    Reason.DEADLINE_EXCEEDED: "DEADLINE_EXCEEDED",
+    Reason.POLL_FAILED: "INTERNAL",
+    Reason.UPSTREAM_NOT_FOUND: "NOT_FOUND",
+    Reason.UPSTREAM_AUTH_FAILED: "PERMISSION_DENIED",
+    Reason.UPSTREAM_BAD_REQUEST: "INVALID_ARGUMENT",
+    Reason.UPSTREAM_REJECTED: "FAILED_PRECONDITION",
+    Reason.UPSTREAM_UNAVAILABLE: "UNAVAILABLE",
+    Reason.UPSTREAM_RATE_LIMITED: "UNAVAILABLE",
+    Reason.UPSTREAM_TIMEOUT: "UNAVAILABLE",
+    Reason.UPSTREAM_BAD_RESPONSE: "UNAVAILABLE",
+    Reason.UPSTREAM_ANSWER_INVALID: "INTERNAL",
+}
+
+
 class ApiError(Exception):
     """A failure a client can act on: a reason from ``Reason``, a message that says
     what went wrong where (never a secret: messages quote provider answers only), and

@@ -59,9 +59,11 @@ class EventSource(Protocol):
 class _Filtered:
     """A filtered subscriber: the events its filter matched since ``armed_at``."""
 
-    __slots__ = ("armed_at", "inbox", "limit", "wake")
+    __slots__ = ("armed_at", "cursor", "inbox", "limit", "wake")
 
     def __init__(self, armed_at: int, limit: int) -> None:
+        # The last sequence handed to the subscriber (or skipped as not matching).
+        self.cursor = 0
         # Events after this sequence reach the inbox; those up to it are read from the
         # tail or the store.
         self.armed_at = armed_at
@@ -79,6 +81,15 @@ class _Filtered:
         else:
             self.inbox.append(event)
         self.wake.set()
+
+
+class _Reader:
+    """A subscriber to every event: where it is."""
+
+    __slots__ = ("cursor",)
+
+    def __init__(self, cursor: int) -> None:
+        self.cursor = cursor
 
 
 class Hub:
@@ -106,6 +117,7 @@ class Hub:
         self._fill_again = False
         self._closed = False
         self._index: FilterIndex[_Filtered] = FilterIndex()
+        self._readers: set[_Reader] = set()
 
     @property
     def last_sequence(self) -> int:
@@ -114,6 +126,18 @@ class Hub:
 
     async def start(self) -> None:
         self._last = await self._store.last_sequence()
+
+    def lag(self) -> int:
+        """The most committed events any subscriber has not been handed yet (0 when
+        none is behind). A filtered one counts what its inbox holds, plus, while it
+        reads what it missed, every event up to where its inbox starts (an upper bound:
+        some of them will not match). Costs a pass over the subscribers: for the
+        metrics' schedule, not for every event."""
+        worst = max((self._last - reader.cursor for reader in self._readers), default=0)
+        for subscriber in self._index.members():
+            behind = max(0, subscriber.armed_at - subscriber.cursor) + len(subscriber.inbox)
+            worst = max(worst, behind)
+        return max(0, worst)
 
     async def close(self) -> None:
         self._closed = True
@@ -227,23 +251,29 @@ class Hub:
                 yield batch
 
     async def _everything(self, cursor: int) -> AsyncGenerator[list[StatusEvent], None]:
-        caught_up = False
-        while not self._closed:
-            changed = self._changed
-            batch = await self._read_after(cursor, self._last)
-            if batch:
-                cursor = batch[-1].sequence
-                yield batch
-                continue
-            if not caught_up:
-                caught_up = True
-                yield []
-            await changed.wait()
+        reader = _Reader(cursor)
+        self._readers.add(reader)
+        try:
+            caught_up = False
+            while not self._closed:
+                changed = self._changed
+                batch = await self._read_after(cursor, self._last)
+                if batch:
+                    cursor = reader.cursor = batch[-1].sequence
+                    yield batch
+                    continue
+                if not caught_up:
+                    caught_up = True
+                    yield []
+                await changed.wait()
+        finally:
+            self._readers.discard(reader)
 
     async def _filtered(
         self, cursor: int, status_filter: PreparedFilter
     ) -> AsyncGenerator[list[StatusEvent], None]:
         subscriber = _Filtered(self._last, limit=self._tail_size)
+        subscriber.cursor = cursor
         self._index.add(subscriber, status_filter)
         try:
             caught_up = False
@@ -254,7 +284,7 @@ class Hub:
                     if not events:  # the store's reader is behind the hub: retry soon
                         await asyncio.sleep(GAP_FILL_DELAY)
                         continue
-                    cursor = events[-1].sequence
+                    cursor = subscriber.cursor = events[-1].sequence
                     matched = [e for e in events if status_filter.matches(e.status)]
                     if matched:
                         yield matched
@@ -262,7 +292,7 @@ class Hub:
                 if subscriber.inbox:
                     batch = subscriber.inbox[: self._batch_size]
                     del subscriber.inbox[: self._batch_size]
-                    cursor = batch[-1].sequence
+                    cursor = subscriber.cursor = batch[-1].sequence
                     yield batch
                     continue
                 if not caught_up:

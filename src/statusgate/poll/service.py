@@ -38,8 +38,8 @@ DEFAULT_BUDGET = 30.0
 MAX_REMEMBERED = 100_000
 
 
-# (source, origin, error reason or "OK", upstream calls) of every poll, for metrics.
-PollObserver = Callable[[str, str, str, int], None]
+# (source, origin, error reason or None) of every poll, for metrics.
+PollObserver = Callable[[str, Origin.ValueType, Reason | None], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +149,8 @@ class PollService:
         outcome = await self._poll(name, within=within, max_staleness=max_staleness, origin=origin)
         if self._observe is not None:
             source = name.split("/")[1] if name.startswith("sources/") else ""
-            reason = outcome.error.reason if outcome.error is not None else "OK"
-            self._observe(source, Origin.Name(origin), reason, outcome.upstream_calls)
+            reason = outcome.error.reason if outcome.error is not None else None
+            self._observe(source, origin, reason)
         return outcome
 
     async def _poll(

@@ -17,7 +17,7 @@ from statusgate.core.errors import ApiError, Reason
 from statusgate.core.names import InvalidNameError, ResourceName
 from statusgate.providers.base import InvalidPayloadError, UnknownShapeError
 from statusgate.upstream.breaker import BreakerState, CircuitBreaker
-from statusgate.upstream.http import CallScope, HttpClient
+from statusgate.upstream.http import CallScope, HttpClient, UpstreamObserver
 from statusgate.v1.status_pb2 import Status
 
 T = TypeVar("T")
@@ -95,6 +95,13 @@ class HttpPoller:
 
     async def close(self) -> None:
         await self.client.http.close()
+
+
+def observe_upstream(poller: Poller, observer: UpstreamObserver) -> None:
+    """Report the requests of ``poller``'s HTTP client, and its breaker, to
+    ``observer`` (a poller without one calls nothing)."""
+    if isinstance(poller, HttpPoller):
+        poller.client.http.observer = observer
 
 
 def breaker_open(poller: Poller) -> bool:

@@ -16,43 +16,13 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from statusgate.core.errors import ApiError, Reason
+from statusgate.core.errors import GRPC_CODES, ApiError, Reason
 from statusgate.store.base import StoreUnavailableError
 
 DOMAIN = "statusgate.v1"
 
 CODES: dict[Reason, grpc.StatusCode] = {
-    Reason.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
-    Reason.INVALID_NAME: grpc.StatusCode.INVALID_ARGUMENT,
-    Reason.INVALID_CONDITION: grpc.StatusCode.INVALID_ARGUMENT,
-    Reason.TOO_MANY_NAMES: grpc.StatusCode.INVALID_ARGUMENT,
-    Reason.FILTER_TOO_LARGE: grpc.StatusCode.INVALID_ARGUMENT,
-    Reason.SEQUENCE_OUT_OF_RANGE: grpc.StatusCode.OUT_OF_RANGE,
-    Reason.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
-    Reason.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
-    Reason.SOURCE_NOT_PERMITTED: grpc.StatusCode.PERMISSION_DENIED,
-    Reason.TOO_MANY_STREAMS: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    Reason.SOURCE_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
-    Reason.STATUS_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
-    Reason.DELIVERY_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
-    Reason.STORE_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
-    Reason.SHUTTING_DOWN: grpc.StatusCode.UNAVAILABLE,
-    Reason.NOT_IMPLEMENTED: grpc.StatusCode.UNIMPLEMENTED,
-    Reason.WAIT_TIMEOUT: grpc.StatusCode.DEADLINE_EXCEEDED,
-    Reason.POLLING_NOT_CONFIGURED: grpc.StatusCode.FAILED_PRECONDITION,
-    Reason.POLLING_NOT_SUPPORTED: grpc.StatusCode.UNIMPLEMENTED,
-    Reason.NOT_IN_ANSWER: grpc.StatusCode.NOT_FOUND,
-    Reason.DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
-    Reason.POLL_FAILED: grpc.StatusCode.INTERNAL,
-    Reason.UPSTREAM_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
-    Reason.UPSTREAM_AUTH_FAILED: grpc.StatusCode.PERMISSION_DENIED,
-    Reason.UPSTREAM_BAD_REQUEST: grpc.StatusCode.INVALID_ARGUMENT,
-    Reason.UPSTREAM_REJECTED: grpc.StatusCode.FAILED_PRECONDITION,
-    Reason.UPSTREAM_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
-    Reason.UPSTREAM_RATE_LIMITED: grpc.StatusCode.UNAVAILABLE,
-    Reason.UPSTREAM_TIMEOUT: grpc.StatusCode.UNAVAILABLE,
-    Reason.UPSTREAM_BAD_RESPONSE: grpc.StatusCode.UNAVAILABLE,
-    Reason.UPSTREAM_ANSWER_INVALID: grpc.StatusCode.INTERNAL,
+    reason: grpc.StatusCode[name] for reason, name in GRPC_CODES.items()
 }
 
 

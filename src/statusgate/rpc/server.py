@@ -1,5 +1,5 @@
 """The grpc.aio server: StatusService, AdminService, health and reflection (v1 and
-v1alpha) on one port."""
+v1alpha) on one port, every call counted (``telemetry.grpc_metrics``)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from statusgate.rpc.handlers import server_streaming, unary
 from statusgate.rpc.health import HealthService
 from statusgate.rpc.reflection import enable_reflection
 from statusgate.rpc.service import StatusService
+from statusgate.telemetry.grpc_metrics import CallMetrics
+from statusgate.telemetry.metrics import Metrics
 from statusgate.v1 import admin_service_pb2, status_pb2, status_service_pb2
 
 SERVICE_NAME = status_pb2.DESCRIPTOR.package + ".StatusService"
@@ -56,13 +58,20 @@ class RpcServer:
     first, alone, so no other gateway can be on it; see ``supervisor``)."""
 
     def __init__(
-        self, service: StatusService, admin: AdminService | None = None, *, reuse_port: bool = False
+        self,
+        service: StatusService,
+        admin: AdminService | None = None,
+        *,
+        reuse_port: bool = False,
+        metrics: Metrics | None = None,
     ) -> None:
         options = [
             (key, 1 if key == "grpc.so_reuseport" and reuse_port else value)
             for key, value in _OPTIONS
         ]
-        self.server = grpc.aio.server(options=options)
+        # Every call, whichever service serves it, is counted by method and code.
+        interceptors = [CallMetrics(metrics)] if metrics is not None else None
+        self.server = grpc.aio.server(options=options, interceptors=interceptors)
         self._reuse_port = reuse_port
         handlers = [service_handler(STATUS_SERVICE, service, service.access)]
         names = [SERVICE_NAME]

@@ -14,6 +14,7 @@ import dataclasses
 from collections.abc import AsyncGenerator, Sequence
 
 from google.protobuf import duration_pb2
+from prometheus_client import Gauge
 
 from statusgate.core.errors import ApiError, Reason
 from statusgate.core.filters import (
@@ -37,6 +38,7 @@ from statusgate.rpc.handlers import CallContext
 from statusgate.rpc.waiting import HubClosedError, wait_for
 from statusgate.rpc.wire import EventEncoder
 from statusgate.store.base import Store
+from statusgate.telemetry.metrics import Metrics
 from statusgate.v1 import status_pb2 as pb
 
 MAX_BATCH_GET = 1000
@@ -62,8 +64,11 @@ class WatchStream:
         status_filter: pb.StatusFilter,
         entries: int,
         after: int | None,
+        streams: Gauge | None = None,
     ) -> None:
         self._hub = hub
+        # statusgate_watch_streams: open while batches() runs.
+        self._streams = streams
         self._access = access
         self._caller = caller
         # Prepared once for the whole stream and narrowed to the caller's sources (other
@@ -77,6 +82,8 @@ class WatchStream:
 
     async def batches(self) -> AsyncGenerator[list[pb.StatusEvent], None]:
         subscription = self._hub.subscribe(self._after, self._filter)
+        if self._streams is not None:
+            self._streams.inc()
         try:
             async for batch in subscription:
                 if not batch:
@@ -91,6 +98,8 @@ class WatchStream:
                 "the gateway is shutting down; resume from the last sequence received",
             )
         finally:
+            if self._streams is not None:
+                self._streams.dec()
             await subscription.aclose()
             await self.close()
 
@@ -111,7 +120,9 @@ class StatusService:
         access: AccessControl | None = None,
         limits: FilterLimits = DEFAULT_LIMITS,
         waits: WaitPolls | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._streams = metrics.watch_streams if metrics is not None else None
         self._limits = limits
         self._waits = waits
         self._store = store
@@ -225,7 +236,9 @@ class StatusService:
             await self._check_cursor(after)
         entries = filter_size(request.filter)
         self.access.open_watch(caller, entries)
-        return WatchStream(self._hub, self.access, caller, request.filter, entries, after)
+        return WatchStream(
+            self._hub, self.access, caller, request.filter, entries, after, self._streams
+        )
 
     async def PollStatuses(
         self, request: pb.PollStatusesRequest, context: CallContext, caller: Principal

@@ -25,6 +25,7 @@ from statusgate.core.filters import StatusQuery
 from statusgate.v1.status_pb2 import Origin, Status, StatusEvent
 
 __all__ = [
+    "CommitObserver",
     "Delivery",
     "DeliveryCursor",
     "DeliveryQuery",
@@ -123,6 +124,16 @@ class PollBacklog:
     oldest_due_at: datetime | None
 
 
+class CommitObserver(Protocol):
+    """Told of every group commit (``telemetry.metrics.Metrics`` is one)."""
+
+    def committed(self, size: int, seconds: float) -> None:
+        """``size`` requests became durable in one transaction of ``seconds``."""
+
+    def commit_failed(self, size: int) -> None:
+        """A batch of ``size`` requests failed to commit."""
+
+
 class Store(Protocol):
     async def open(self) -> None:
         """Connect and apply pending migrations."""
@@ -132,6 +143,9 @@ class Store(Protocol):
 
     async def ready(self) -> bool:
         """True when the store can take writes now (readiness probe)."""
+
+    def observe_commits(self, observer: CommitObserver) -> None:
+        """Report every group commit (its size and latency) and failure to ``observer``."""
 
     def add_commit_listener(self, listener: Callable[[int], None]) -> None:
         """Call ``listener(sequence)`` on the event loop whenever *another process*
@@ -207,6 +221,9 @@ class Store(Protocol):
 
     async def oldest_non_terminal(self, source: str) -> Status | None:
         """The non-terminal status of ``source`` that changed longest ago."""
+
+    async def count_subjects(self) -> dict[tuple[str, int], int]:
+        """Stored subjects by (source, state), the counts that are not 0."""
 
     async def count_deliveries(
         self, *, received_after: datetime

@@ -14,10 +14,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from statusgate.store.base import IngestRequest, IngestResult, StoreUnavailableError
+from statusgate.store.base import (
+    CommitObserver,
+    IngestRequest,
+    IngestResult,
+    StoreUnavailableError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +64,7 @@ class GroupCommitter:
         # Committed batches: with concurrent ingests, well below the number of requests.
         self.commits = 0
         self.healthy = True
+        self.observer: CommitObserver | None = None
 
     @property
     def running(self) -> bool:
@@ -117,16 +124,21 @@ class GroupCommitter:
             await self._probe()
 
     async def _commit(self, batch: list[_Pending]) -> None:
+        started = time.perf_counter()
         try:
             outcomes = await self._commit_batch([pending.request for pending in batch])
         except Exception as exc:
             self.healthy = False
+            if self.observer is not None:
+                self.observer.commit_failed(len(batch))
             log.error("%s commit of %d requests failed: %r", self._store_name, len(batch), exc)
             for pending in batch:
                 _fail(pending.future, f"{self._store_name} commit failed: {exc!r}", cause=exc)
             return
         self.healthy = True
         self.commits += 1
+        if self.observer is not None:
+            self.observer.committed(len(batch), time.perf_counter() - started)
         for pending, outcome in zip(batch, outcomes, strict=True):
             if pending.future.done():  # the caller was cancelled
                 continue

@@ -37,6 +37,7 @@ import asyncpg
 from statusgate.core.filters import StatusQuery
 from statusgate.store import postgres_queries as queries
 from statusgate.store.base import (
+    CommitObserver,
     Delivery,
     DeliveryCursor,
     DeliveryQuery,
@@ -110,6 +111,9 @@ class PostgresStore:
     def commits(self) -> int:
         """Committed ingest transactions (batches) of this process."""
         return self._committer.commits
+
+    def observe_commits(self, observer: CommitObserver) -> None:
+        self._committer.observer = observer
 
     @property
     def _writer_task(self) -> asyncio.Task[None] | None:
@@ -305,6 +309,9 @@ class PostgresStore:
 
     async def oldest_non_terminal(self, source: str) -> Status | None:
         return await self._read(queries.oldest_non_terminal, source)
+
+    async def count_subjects(self) -> dict[tuple[str, int], int]:
+        return await self._read(queries.count_subjects)
 
     async def count_deliveries(
         self, *, received_after: datetime

@@ -499,6 +499,13 @@ async def oldest_non_terminal(conn: asyncpg.Connection, source: str) -> Status |
     return Status.FromString(row["data"]) if row is not None else None
 
 
+async def count_subjects(conn: asyncpg.Connection) -> dict[tuple[str, int], int]:
+    rows = await conn.fetch(
+        "SELECT source, state, count(*) AS n FROM statuses GROUP BY source, state"
+    )
+    return {(row["source"], row["state"]): row["n"] for row in rows}
+
+
 async def count_deliveries(
     conn: asyncpg.Connection, *, received_after: datetime
 ) -> dict[tuple[str, DeliveryVerdict], int]:

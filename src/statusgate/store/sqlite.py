@@ -30,6 +30,7 @@ from typing import BinaryIO, TypeVar
 from statusgate.core.filters import StatusQuery
 from statusgate.store import sqlite_queries as queries
 from statusgate.store.base import (
+    CommitObserver,
     Delivery,
     DeliveryCursor,
     DeliveryQuery,
@@ -143,6 +144,9 @@ class SqliteStore:
     def commits(self) -> int:
         """Committed ingest transactions (batches)."""
         return self._committer.commits
+
+    def observe_commits(self, observer: CommitObserver) -> None:
+        self._committer.observer = observer
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -365,6 +369,9 @@ class SqliteStore:
 
     async def oldest_non_terminal(self, source: str) -> Status | None:
         return await self._read(queries.oldest_non_terminal, source)
+
+    async def count_subjects(self) -> dict[tuple[str, int], int]:
+        return await self._read(queries.count_subjects)
 
     async def count_deliveries(
         self, *, received_after: datetime

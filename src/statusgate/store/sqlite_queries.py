@@ -466,6 +466,12 @@ def oldest_non_terminal(conn: sqlite3.Connection, source: str) -> Status | None:
     return Status.FromString(row[0]) if row is not None else None
 
 
+def count_subjects(conn: sqlite3.Connection) -> dict[tuple[str, int], int]:
+    # One pass over the statuses: run on the metrics' schedule, never per request.
+    rows = conn.execute("SELECT source, state, count(*) FROM statuses GROUP BY source, state")
+    return {(source, state): count for source, state, count in rows}
+
+
 def count_deliveries(
     conn: sqlite3.Connection, *, received_after: datetime
 ) -> dict[tuple[str, DeliveryVerdict], int]:

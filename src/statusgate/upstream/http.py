@@ -14,7 +14,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from multidict import CIMultiDict
@@ -68,6 +68,18 @@ def deadline_exceeded(label: str) -> ApiError:
 Sleep = Callable[[float], Awaitable[None]]
 
 
+class UpstreamObserver(Protocol):
+    """Told of every request (``telemetry.metrics.SourceMetrics`` is one)."""
+
+    def request(self, code: str, seconds: float | None) -> None:
+        """One request, by ``code`` ("2xx"... "5xx", "429", "timeout",
+        "connection_error", "invalid_response"), or one the breaker refused
+        ("breaker_open", ``seconds`` None)."""
+
+    def breaker(self, state: str) -> None:
+        """The breaker's state after a request (a ``BreakerState`` value)."""
+
+
 class HttpClient:
     """The HTTP side of one source's API client.
 
@@ -94,6 +106,7 @@ class HttpClient:
         self._session: aiohttp.ClientSession | None = None
         # Whether the provider's last word on our credentials was a refusal (401/403).
         self._refused = False
+        self.observer: UpstreamObserver | None = None
 
     def _client(self) -> aiohttp.ClientSession:
         # Created on first use: a ClientSession belongs to the running event loop.
@@ -192,6 +205,8 @@ class HttpClient:
         except TimeoutError:
             raise deadline_exceeded(label) from None
         if not admitted:
+            if self.observer is not None:
+                self.observer.request("breaker_open", None)
             raise ApiError(
                 Reason.UPSTREAM_UNAVAILABLE,
                 f"{label}: not called, the {self.provider} API failed "
@@ -205,9 +220,12 @@ class HttpClient:
             if remaining <= 0:
                 raise deadline_exceeded(label)
             timeout = min(self._timeout, remaining)
+            started = time.perf_counter()
             result = await self._send(
                 method, url, label, scope, timeout, headers, params, json_body, data
             )
+            if self.observer is not None:
+                self.observer.request(_code(result), time.perf_counter() - started)
             if isinstance(result, UpstreamResponse):
                 outcome = _health(result)
                 if 200 <= result.status < 300 and not result.is_json:
@@ -228,6 +246,8 @@ class HttpClient:
             return result
         finally:
             self.breaker.record(outcome, detail)
+            if self.observer is not None:
+                self.observer.breaker(self.breaker.state)
 
     async def _send(
         self,
@@ -292,6 +312,18 @@ def _answer(status: int, raw: bytes, headers: Mapping[str, str]) -> UpstreamResp
         return UpstreamResponse(status, json.loads(raw), raw, headers)
     except ValueError:
         return UpstreamResponse(status, None, raw, headers, is_json=False)
+
+
+def _code(result: UpstreamResponse | Failure) -> str:
+    """How the metrics count a request: its status class, or how it failed."""
+    if isinstance(result, Failure):
+        return "timeout" if result.error.reason == Reason.UPSTREAM_TIMEOUT else "connection_error"
+    status = result.status
+    if status == 429:
+        return "429"
+    if 200 <= status < 300 and not result.is_json:
+        return "invalid_response"
+    return f"{min(max(status // 100, 2), 5)}xx"
 
 
 def _health(answer: UpstreamResponse) -> Outcome:

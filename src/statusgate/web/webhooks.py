@@ -37,6 +37,7 @@ from statusgate.logs import request_id
 from statusgate.providers.registry import Registry
 from statusgate.providers.spec import Acknowledgement, WebhookReply
 from statusgate.store.base import StoreUnavailableError
+from statusgate.telemetry.metrics import Metrics
 from statusgate.v1.status_pb2 import State
 from statusgate.web.auth import AuthenticationError, VerifiableRequest, WebhookVerifier
 from statusgate.web.encoding import (
@@ -44,7 +45,6 @@ from statusgate.web.encoding import (
     UnsupportedEncodingError,
     body_decoder,
 )
-from statusgate.web.metrics import Metrics
 from statusgate.web.ratelimit import TokenBucket, retry_after_header
 
 log = logging.getLogger(__name__)
@@ -169,11 +169,8 @@ class WebhookReceiver:
             )
         verdict, detail = ingested.normalized.verdict, ingested.normalized.detail
         result = ingested.result
-        self._metrics.child(self._metrics.ack_seconds, source_id).observe(
-            time.perf_counter() - started
-        )
-        if result.events:
-            self._metrics.child(self._metrics.events, source_id, "webhook").inc(len(result.events))
+        # (Its events are counted by Ingest, with those of every other origin.)
+        self._metrics.sources[source_id].ack_seconds.observe(time.perf_counter() - started)
         log.info(
             "webhook stored",
             extra={
@@ -257,8 +254,8 @@ class WebhookReceiver:
             413, _error("body_too_large", f"the body exceeds {self._max_body_bytes} bytes")
         )
 
-    def _count(self, source_id: str, outcome: str) -> None:
-        self._metrics.child(self._metrics.webhooks, source_id, outcome).inc()
+    def _count(self, source_id: str, verdict: str) -> None:
+        self._metrics.sources[source_id].webhooks[verdict].inc()
 
 
 class _Answerer:
