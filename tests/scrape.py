@@ -35,10 +35,13 @@ class Scrape:
     def names(self) -> set[str]:
         return {s.name for s in self.samples}
 
+    @classmethod
+    def parse(cls, text: str) -> Scrape:
+        samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
+        return cls(samples, text)
+
 
 async def scrape(http: aiohttp.ClientSession, url: str) -> Scrape:
     async with http.get(url) as response:
         assert response.status == 200
-        text = await response.text()
-    samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
-    return Scrape(samples, text)
+        return Scrape.parse(await response.text())

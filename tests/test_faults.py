@@ -14,6 +14,7 @@ from statusgate.v1 import status_pb2 as pb
 from statusgate.v1 import status_service_pb2_grpc
 from tests.payloads import finbox_expiry
 from tests.process import ServeProcess
+from tests.scrape import scrape
 
 
 async def post(
@@ -141,8 +142,16 @@ async def test_a_full_disk_answers_503_and_recovers_by_itself(tmp_path: Path, wo
             await gateway.wait_ready(timeout=30)  # recovers without any traffic
             code, after = await post(http, gateway, finbox_expiry("after"))
             assert code == 200 and after is not None
-            async with http.get(f"{gateway.api_base}/metrics") as response:
-                assert 'verdict="unavailable"' in await response.text()
+            metrics = await scrape(http, f"{gateway.api_base}/metrics")
+            unavailable = {"source": "finbox", "provider": "finbox", "verdict": "unavailable"}
+            assert metrics.value("statusgate_webhooks_total", **unavailable) >= 1
+            # Every 503 is a failed commit (its batch, maybe shared with others).
+            assert metrics.value("statusgate_commit_failures_total") >= 1
+            # Up again once every worker's store has committed (or probed) since.
+            async with asyncio.timeout(30):
+                while metrics.value("statusgate_store_up") != 1:
+                    await asyncio.sleep(0.1)
+                    metrics = await scrape(http, f"{gateway.api_base}/metrics")
     finally:
         assert gateway.terminate() == 0
 

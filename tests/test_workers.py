@@ -17,6 +17,7 @@ from statusgate.v1 import status_pb2 as pb
 from statusgate.v1 import status_service_pb2_grpc
 from tests.payloads import finbox_expiry
 from tests.process import ServeProcess, wait_gone
+from tests.scrape import scrape
 from tests.test_faults import Watcher, post
 
 # Guards against a hang, never a latency assertion.
@@ -117,9 +118,10 @@ async def test_every_event_reaches_every_watcher_whichever_worker_took_it(
         # Both workers took webhooks, and /metrics sums them whichever answers.
         stored = re.findall(r'"message":"webhook stored".*?"worker":(\d)', gateway.log_text())
         assert set(stored) == {"0", "1"}
-        async with aiohttp.ClientSession() as http, http.get(f"{gateway.api_base}/metrics") as r:
-            text = await r.text()
-        assert f'statusgate_webhooks_total{{outcome="mapped",source="finbox"}} {total}.0' in text
+        async with aiohttp.ClientSession() as http:
+            metrics = await scrape(http, f"{gateway.api_base}/metrics")
+        mapped = {"source": "finbox", "provider": "finbox", "verdict": "mapped"}
+        assert metrics.value("statusgate_webhooks_total", **mapped) == total
     finally:
         assert gateway.terminate() == 0
 

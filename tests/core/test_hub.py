@@ -149,3 +149,32 @@ async def test_a_filtered_subscriber_replays_then_follows_only_its_subject(
     finally:
         await hub.close()
         await store.close()
+
+
+async def test_the_lag_is_what_the_slowest_subscriber_has_not_been_handed(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    await store.open()
+    hub = Hub(store)
+    await hub.start()
+    try:
+        assert hub.lag() == 0  # nobody subscribed
+        everything = hub.subscribe(after_sequence=None)
+        one = StatusFilter(names=["sources/finbox/sessions/s1"])
+        filtered = hub.subscribe(after_sequence=None, status_filter=PreparedFilter(one))
+        assert await anext(everything) == [] and await anext(filtered) == []
+        for i in range(4):
+            hub.offer((await store.ingest(expiry(f"s{i}"))).events)
+        # Four events nobody has read yet; the filtered stream matched only one of them.
+        assert hub.lag() == 4
+        assert [e.sequence for e in await anext(everything)] == [1, 2, 3, 4]
+        assert hub.lag() == 1
+        assert [e.status.name for e in await anext(filtered)] == [one.names[0]]
+        assert hub.lag() == 0
+        await everything.aclose()
+        await filtered.aclose()
+        assert hub.lag() == 0
+    finally:
+        await hub.close()
+        await store.close()

@@ -47,6 +47,24 @@ async def test_the_oldest_non_terminal_subject_of_a_source(store: Store) -> None
     assert await store.oldest_non_terminal("banqware") is None
 
 
+async def test_subjects_are_counted_by_source_and_state(store: Store) -> None:
+    assert await store.count_subjects() == {}
+    for name, state in [
+        ("sources/finbox/sessions/s1", State.STATE_IN_PROGRESS),
+        ("sources/finbox/sessions/s2", State.STATE_IN_PROGRESS),
+        ("sources/finbox/sessions/s2/accounts/a1", State.STATE_COMPLETED),
+        ("sources/setu/consents/c1", State.STATE_PENDING),
+    ]:
+        await store.ingest(poll(update(name, state, terminal=state == State.STATE_COMPLETED)))
+    # A subject that moves on is counted in its new state only.
+    await store.ingest(poll(update("sources/setu/consents/c1", State.STATE_ACTIVE)))
+    assert await store.count_subjects() == {
+        ("finbox", State.STATE_IN_PROGRESS): 2,
+        ("finbox", State.STATE_COMPLETED): 1,
+        ("setu", State.STATE_ACTIVE): 1,
+    }
+
+
 async def test_the_reconciler_backlog_counts_what_a_claim_would_take(store: Store) -> None:
     names = ["sources/finbox/sessions/s1", "sources/finbox/sessions/s2"]
     for name in names:

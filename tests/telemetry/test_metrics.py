@@ -8,13 +8,15 @@ import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from statusgate.telemetry.metrics import STATES, VERDICTS
 from statusgate.v1 import status_pb2 as pb
-from tests.conftest import RunningGateway, start_gateway, stop_gateway
+from tests.conftest import RunningGateway, gateway_settings, start_gateway, stop_gateway
 from tests.fakes.server import reply
 from tests.payloads import finbox_expiry
 from tests.poll.conftest import Fakes, poll_settings
@@ -22,6 +24,7 @@ from tests.scrape import Scrape, scrape
 
 FINBOX = {"source": "finbox", "provider": "finbox"}
 LOCKED = {"source": "locked", "provider": "finbox"}
+WATCH = "/statusgate.v1.StatusService/WatchStatuses"
 
 
 @pytest.fixture
@@ -104,6 +107,12 @@ async def test_a_scripted_mix_of_traffic_is_counted_exactly(
     stream.cancel()  # type: ignore[attr-defined]
     await eventually(gw, lambda found: found.value("statusgate_watch_streams") == 0)
 
+    # A stream the handler ends at once, with the code it aborts with.
+    with pytest.raises(grpc.aio.AioRpcError) as beyond:
+        async for _ in gw.stub.WatchStatuses(pb.WatchStatusesRequest(after_sequence=10**6)):
+            pass
+    assert beyond.value.code() == grpc.StatusCode.OUT_OF_RANGE
+
     # Polls: one that maps (two events of origin poll), then one against a provider
     # that answers 500 to everything.
     fakes.finbox.uploaded("p1", ("a1", "COMPLETED"))
@@ -159,9 +168,10 @@ async def test_a_scripted_mix_of_traffic_is_counted_exactly(
     assert found.value(calls, method=get, code="OK") == 1
     assert found.value(calls, method=get, code="NOT_FOUND") == 1
     assert found.value(calls, method="unknown", code="UNIMPLEMENTED") == 1
-    watch = "/statusgate.v1.StatusService/WatchStatuses"
+    watch = WATCH
     assert found.value(calls, method=watch, code="CANCELLED") == 1
-    assert found.value("statusgate_grpc_call_seconds_count", method=watch) == 1
+    assert found.value(calls, method=watch, code="OUT_OF_RANGE") == 1
+    assert found.value("statusgate_grpc_call_seconds_count", method=watch) == 2
     assert found.value(calls, method="/statusgate.v1.StatusService/PollStatuses", code="OK") == 2
     assert found.value("statusgate_watch_lag_events") == 0
 
@@ -242,3 +252,39 @@ async def test_no_label_value_comes_from_a_client(mgw: RunningGateway) -> None:
         "statusgate_grpc_call_seconds_created",
         "statusgate_grpc_calls_created",
     }
+
+
+async def test_streams_open_at_shutdown_end_unavailable_and_are_counted(tmp_path: Path) -> None:
+    gw = await start_gateway(gateway_settings(tmp_path))
+    stopped = False
+    try:
+        watch = gw.stub.WatchStatuses(pb.WatchStatusesRequest())
+        assert (await anext(aiter(watch))).caught_up
+        health = health_pb2_grpc.HealthStub(gw.channel).Watch(health_pb2.HealthCheckRequest())
+        assert (await anext(aiter(health))).status == health_pb2.HealthCheckResponse.SERVING
+        await eventually(gw, lambda found: found.value("statusgate_watch_streams") == 1)
+        ended = asyncio.gather(_end_code(watch), _end_code(health))
+        await gw.gateway.stop()
+        stopped = True
+        assert await ended == [grpc.StatusCode.UNAVAILABLE] * 2
+    finally:
+        await gw.http.close()
+        await gw.channel.close()
+        if not stopped:
+            await gw.gateway.stop()
+    # Counted by the gateway as it stopped (a streaming handler written with
+    # context.write, like health's Watch, and an async generator, like WatchStatuses).
+    found = Scrape.parse(gw.gateway.parts.metrics.render().decode())
+    calls = "statusgate_grpc_calls_total"
+    assert found.value(calls, method=WATCH, code="UNAVAILABLE") == 1
+    assert found.value(calls, method="/grpc.health.v1.Health/Watch", code="UNAVAILABLE") == 1
+    assert found.value("statusgate_watch_streams") == 0
+
+
+async def _end_code(stream: Any) -> grpc.StatusCode:
+    try:
+        async for _ in stream:
+            pass
+    except grpc.aio.AioRpcError as error:
+        return error.code()
+    return grpc.StatusCode.OK

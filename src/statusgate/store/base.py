@@ -133,6 +133,9 @@ class CommitObserver(Protocol):
     def commit_failed(self, size: int) -> None:
         """A batch of ``size`` requests failed to commit."""
 
+    def commit_recovered(self) -> None:
+        """After failures, a probe committed: the store can commit again."""
+
 
 class Store(Protocol):
     async def open(self) -> None:

@@ -155,6 +155,8 @@ class GroupCommitter:
         else:
             log.info("%s store can commit again", self._store_name)
             self.healthy = True
+            if self.observer is not None:
+                self.observer.commit_recovered()
 
 
 def _fail(

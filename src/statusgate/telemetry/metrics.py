@@ -308,6 +308,9 @@ class Metrics:
         self.commit_failures.inc()
         self.store_up.set(0)
 
+    def commit_recovered(self) -> None:
+        self.store_up.set(1)
+
     def render(self) -> bytes:
         if self.gc is not None:
             self.gc.sync()
