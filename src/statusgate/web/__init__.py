@@ -1,1 +1,1 @@
-"""The aiohttp front door: webhooks in, health and metrics out."""
+"""The aiohttp front door: webhooks in, health out (metrics are on the API listener)."""
