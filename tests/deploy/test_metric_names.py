@@ -21,6 +21,7 @@ from statusgate.v1 import status_service_pb2_grpc
 from tests.deploy.promql import expressions, metric_names, selector_labels
 from tests.fakes.finbox import FakeFinbox
 from tests.fakes.harness import ENV, finbox_api
+from tests.fakes.server import reply
 from tests.payloads import finbox_upload
 from tests.process import ServeProcess
 from tests.store.conftest import drop_schema, new_schema_name, require_postgres, with_params
@@ -72,8 +73,9 @@ def problems(series: dict[str, set[str]]) -> list[str]:
 
 def config(tmp_path: Path, fake: FakeFinbox) -> Path:
     """One FinBox source with webhook authentication (for 401s) and its API on the fake
-    (for upstream requests and a circuit breaker)."""
-    api = "\n".join(f"{key} = {json.dumps(value)}" for key, value in finbox_api(fake).items())
+    (for upstream requests, and a circuit breaker that opens at the first failure)."""
+    settings = finbox_api(fake, breaker_failures=1, retries=0)
+    api = "\n".join(f"{key} = {json.dumps(value)}" for key, value in settings.items())
     path = tmp_path / "statusgate.toml"
     path.write_text(
         "[sources.finbox]\n"
@@ -97,9 +99,10 @@ async def postgres_store(request: pytest.FixtureRequest) -> AsyncIterator[str]:
 
 
 async def drive(
-    gateway: ServeProcess, stub: status_service_pb2_grpc.StatusServiceAsyncStub
+    gateway: ServeProcess, fake: FakeFinbox, stub: status_service_pb2_grpc.StatusServiceAsyncStub
 ) -> None:
-    """A mapped webhook and a refused one, gRPC reads, and a poll that calls FinBox."""
+    """A mapped webhook and a refused one, gRPC reads, a poll that calls FinBox and one
+    that finds it failing."""
     url = f"{gateway.base}/webhooks/finbox"
     payload = finbox_upload("deploy-1", ("a1", "COMPLETED"))
     async with aiohttp.ClientSession() as http:
@@ -111,6 +114,12 @@ async def drive(
     assert status.state == pb.STATE_COMPLETED
     polled = await stub.PollStatuses(pb.PollStatusesRequest(names=[SESSION]))
     assert polled.results[0].upstream_calls > 0, polled
+    # FinBox failing opens the breaker (after one failure, see config), so its gauge
+    # has moved whether or not the gateway exposes it from the start.
+    fake.fail_all(reply(503))
+    polled = await stub.PollStatuses(pb.PollStatusesRequest(names=[SESSION]))
+    assert polled.results[0].HasField("error"), polled
+    fake.fail_all(None)
 
 
 async def scrape(gateway: ServeProcess) -> dict[str, set[str]]:
@@ -139,7 +148,7 @@ async def test_every_metric_of_the_dashboard_and_the_rules_is_exposed(
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway.grpc_port}") as channel:
             stub = status_service_pb2_grpc.StatusServiceStub(channel)
-            await drive(gateway, stub)  # type: ignore[arg-type]
+            await drive(gateway, fake, stub)  # type: ignore[arg-type]
             # A Watch stream stays open while the gateway is scraped.
             watch = stub.WatchStatuses(pb.WatchStatusesRequest(after_sequence=0))
             first = await watch.read()
