@@ -19,6 +19,7 @@ from statusgate.rpc.handlers import server_streaming, unary
 from statusgate.rpc.health import HealthService
 from statusgate.rpc.reflection import enable_reflection
 from statusgate.rpc.service import StatusService
+from statusgate.telemetry import tracing
 from statusgate.v1 import admin_service_pb2, status_pb2, status_service_pb2
 
 SERVICE_NAME = status_pb2.DESCRIPTOR.package + ".StatusService"
@@ -62,7 +63,8 @@ class RpcServer:
             (key, 1 if key == "grpc.so_reuseport" and reuse_port else value)
             for key, value in _OPTIONS
         ]
-        self.server = grpc.aio.server(options=options)
+        # A server span per call (tracing on), or just the caller's traceparent (off).
+        self.server = grpc.aio.server(options=options, interceptors=tracing.grpc_interceptors())
         self._reuse_port = reuse_port
         handlers = [service_handler(STATUS_SERVICE, service, service.access)]
         names = [SERVICE_NAME]
