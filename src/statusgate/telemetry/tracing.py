@@ -50,15 +50,16 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import grpc
+from aiohttp import web
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import INVALID_SPAN, Link, Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from statusgate.config import Tracing as TracingConfig
+from statusgate.core.errors import ApiError
 
 if TYPE_CHECKING:
-    from aiohttp import web
     from opentelemetry.sdk.trace import TracerProvider
 
 log = logging.getLogger(__name__)
@@ -127,13 +128,52 @@ def span(
     tracer = _state.tracer
     if tracer is None:
         return _NO_SPAN
-    return tracer.start_as_current_span(name, kind=kind, attributes=attributes)
+    return _span(tracer, name, attributes, kind)
+
+
+@contextlib.contextmanager
+def _span(
+    tracer: trace.Tracer,
+    name: str,
+    attributes: Mapping[str, str | int | float | bool] | None,
+    kind: SpanKind,
+) -> Iterator[Span]:
+    # Exceptions are not recorded as events: their messages may quote a provider's
+    # answer. The status says what failed in the gateway's words (a reason, a type).
+    with tracer.start_as_current_span(
+        name,
+        kind=kind,
+        attributes=attributes,
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as current:
+        try:
+            yield current
+        except BaseException as error:
+            current.set_status(Status(StatusCode.ERROR, described(error)))
+            raise
+
+
+def described(error: BaseException) -> str:
+    """An exception in words safe for a span: an ApiError's reason, else its type."""
+    if isinstance(error, ApiError):
+        return str(error.reason)
+    return type(error).__name__
 
 
 def set_attributes(attributes: Mapping[str, str | int | float | bool]) -> None:
     """On the current span (nothing when tracing is off)."""
     if _state.tracer is not None:
         trace.get_current_span().set_attributes(attributes)
+
+
+def rename(name: str, attributes: Mapping[str, str | int | float | bool]) -> None:
+    """A better name for the current span once its handler knows one (the JSON API's
+    RPC, found behind one catch-all route), with what it learnt."""
+    if _state.tracer is not None:
+        current = trace.get_current_span()
+        current.update_name(name)
+        current.set_attributes({"http.route": name.partition(" ")[2], **attributes})
 
 
 def add_event(name: str, attributes: Mapping[str, str | int | float | bool]) -> None:
@@ -163,6 +203,7 @@ def commit_span(store: str, riders: Iterable[Span | None]) -> Iterator[None]:
         context=_ROOT,
         links=links,
         attributes={"statusgate.store": store, "statusgate.commit.requests": len(spans)},
+        record_exception=False,
     ) as batch:
         here = batch.get_span_context()
         for rider in spans:
@@ -173,7 +214,7 @@ def commit_span(store: str, riders: Iterable[Span | None]) -> Iterator[None]:
 
 # --- the doors ------------------------------------------------------------------------------
 
-Handler = Callable[["web.Request"], Awaitable["web.StreamResponse"]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def traced_webhook(handler: Handler) -> Handler:
@@ -182,31 +223,61 @@ def traced_webhook(handler: Handler) -> Handler:
     ``traceparent`` is attached, and only when there is one."""
 
     async def traced(request: web.Request) -> web.StreamResponse:
-        tracer = _state.tracer
-        headers = request.headers
-        if tracer is None:
-            if "traceparent" not in headers:
-                return await handler(request)
-            token = otel_context.attach(_W3C.extract(headers))
-            try:
-                return await handler(request)
-            finally:
-                otel_context.detach(token)
-        route = request.match_info.route.resource
-        template = route.canonical if route is not None else ""
-        with tracer.start_as_current_span(
-            f"{request.method} {template}",
-            context=_W3C.extract(headers),
-            kind=SpanKind.SERVER,
-            attributes={"http.request.method": request.method, "http.route": template},
-        ) as server_span:
-            response = await handler(request)
-            server_span.set_attribute("http.response.status_code", response.status)
-            if response.status >= 500:
-                server_span.set_status(Status(StatusCode.ERROR))
-            return response
+        return await _serve(handler, request)
 
     return traced
+
+
+@web.middleware
+async def traced_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The same for every route of an application (the API listener: the JSON API and
+    the console, whose replays and polls make events too). Prometheus scrapes and
+    requests that match no route get no span."""
+    resource = request.match_info.route.resource
+    if resource is None or resource.canonical.startswith(UNTRACED_ROUTES):
+        return await handler(request)
+    return await _serve(handler, request)
+
+
+UNTRACED_ROUTES = ("/metrics",)
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+async def _serve(handler: Handler, request: web.Request) -> web.StreamResponse:
+    tracer = _state.tracer
+    headers = request.headers
+    if tracer is None:
+        if "traceparent" not in headers:
+            return await handler(request)
+        token = otel_context.attach(_W3C.extract(headers))
+        try:
+            return await handler(request)
+        finally:
+            otel_context.detach(token)
+    resource = request.match_info.route.resource
+    template = resource.canonical if resource is not None else ""
+    method = request.method if request.method in _METHODS else "HTTP"
+    with tracer.start_as_current_span(
+        f"{method} {template}",
+        context=_W3C.extract(headers),
+        kind=SpanKind.SERVER,
+        attributes={"http.request.method": method, "http.route": template},
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as server_span:
+        try:
+            response = await handler(request)
+        except BaseException as error:
+            status = getattr(error, "status", None)  # aiohttp's HTTPException answers
+            if isinstance(status, int):
+                server_span.set_attribute("http.response.status_code", status)
+            if not isinstance(status, int) or status >= 500:
+                server_span.set_status(Status(StatusCode.ERROR, described(error)))
+            raise
+        server_span.set_attribute("http.response.status_code", response.status)
+        if response.status >= 500:
+            server_span.set_status(Status(StatusCode.ERROR))
+        return response
 
 
 def grpc_interceptors() -> list[grpc.aio.ServerInterceptor[Any, Any]]:

@@ -166,6 +166,8 @@ class HttpClient:
                 )
                 if not isinstance(outcome, UpstreamResponse):
                     tracing.fail(str(outcome.error.reason))
+                elif not (200 <= outcome.status < 300 or outcome.status in passthrough):
+                    tracing.fail(f"HTTP {outcome.status}")
             if isinstance(outcome, UpstreamResponse):
                 if 200 <= outcome.status < 300:
                     self._credentials(refused=None)
