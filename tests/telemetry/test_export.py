@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -160,3 +163,30 @@ async def test_every_worker_exports_as_its_own_instance(
     workers = {s.resource["statusgate.worker"] for s in receiver.named(WEBHOOK_ROUTE)}
     assert workers == {0, 1}
     assert all(s.resource["service.name"] == "statusgate-under-test" for s in receiver.spans)
+
+
+def test_an_unsupported_otlp_protocol_stops_start_up_with_one_line(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        "STATUSGATE_LOG_FORMAT": "text",
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "statusgate.cli",
+            "serve",
+            "--store",
+            f"sqlite:///{tmp_path / 'x.db'}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    [line] = done.stderr.strip().splitlines()
+    assert "cannot start: tracing: OTEL_EXPORTER_OTLP_PROTOCOL=grpc is not supported" in line
+    assert not (tmp_path / "x.db").exists()  # nothing was opened

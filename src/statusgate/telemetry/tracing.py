@@ -3,7 +3,7 @@
 Off (the default without an endpoint), no TracerProvider is installed and no exporter
 thread runs; every function here returns at once, and no span is ever made current, so
 an incoming W3C ``traceparent`` attached by the doors (``traced_webhook``,
-``grpc_interceptors``) stays current as the API's non-recording span and still reaches
+``traced_requests``, ``remote_parent``) stays current as the API's non-recording span and still reaches
 ``trace_parent()``, hence every event the request makes.
 
 On (``start``): one ``TracerProvider`` per process with a ``BatchSpanProcessor`` and the
@@ -282,9 +282,10 @@ async def _serve(handler: Handler, request: web.Request) -> web.StreamResponse:
 
 def grpc_interceptors() -> list[grpc.aio.ServerInterceptor[Any, Any]]:
     """For ``grpc.aio.server(interceptors=...)``: OpenTelemetry's server interceptor when
-    tracing is on; off, one that only attaches a caller's ``traceparent``."""
+    tracing is on; off, none (an interceptor costs every call a little, and delays the
+    end of a call its deadline cut short: ``remote_parent`` does what off needs)."""
     if _state.provider is None:
-        return [_RemoteParent()]
+        return []
     from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
     interceptor: grpc.aio.ServerInterceptor[Any, Any] = aio_server_interceptor(  # type: ignore[no-untyped-call]
@@ -298,61 +299,34 @@ def _traced_method(details: Any) -> bool:
     return not method.lstrip("/").startswith(UNTRACED_SERVICES)
 
 
-class _RemoteParent(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Tracing off: a call whose metadata holds a ``traceparent`` runs with it attached
-    (a non-recording span), so what it writes carries it. Other calls are untouched."""
-
-    async def intercept_service(
-        self, continuation: Callable[[Any], Awaitable[Any]], details: Any
-    ) -> Any:
-        handler = await continuation(details)
-        if handler is None:
-            return None
-        carrier = {key: value for key, value in details.invocation_metadata or () if key in _KEYS}
-        if "traceparent" not in carrier:
-            return handler
-        remote = _W3C.extract(carrier)
-        if not trace.get_current_span(remote).get_span_context().is_valid:
-            return handler
-        return _with_context(handler, remote)
-
-
+_NOTHING: contextlib.nullcontext[None] = contextlib.nullcontext()
 _KEYS = frozenset(_W3C.fields)
 
 
-def _with_context(handler: Any, remote: otel_context.Context) -> Any:
-    if handler.unary_unary is not None:
-        unary = handler.unary_unary
+def remote_parent(
+    metadata: Iterable[tuple[str, str | bytes]] | None,
+) -> contextlib.AbstractContextManager[None]:
+    """Tracing off: a gRPC call whose metadata holds a valid ``traceparent`` runs with
+    it attached (a non-recording span), so what it writes carries it. On, the
+    interceptor has done that and more; without one, nothing happens."""
+    if _state.tracer is not None or not metadata:
+        return _NOTHING
+    carrier = {key: value for key, value in metadata if key in _KEYS and isinstance(value, str)}
+    if "traceparent" not in carrier:
+        return _NOTHING
+    remote = _W3C.extract(carrier)
+    if not trace.get_current_span(remote).get_span_context().is_valid:
+        return _NOTHING
+    return _attached(remote)
 
-        async def call(request: Any, servicer_context: Any) -> Any:
-            token = otel_context.attach(remote)
-            try:
-                return await unary(request, servicer_context)
-            finally:
-                otel_context.detach(token)
 
-        return grpc.unary_unary_rpc_method_handler(
-            call,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-    if handler.unary_stream is not None:
-        stream = handler.unary_stream
-
-        async def streaming(request: Any, servicer_context: Any) -> Any:
-            token = otel_context.attach(remote)
-            try:
-                async for response in stream(request, servicer_context):
-                    yield response
-            finally:
-                otel_context.detach(token)
-
-        return grpc.unary_stream_rpc_method_handler(
-            streaming,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-    return handler  # client streaming: no such RPC makes events
+@contextlib.contextmanager
+def _attached(remote: otel_context.Context) -> Iterator[None]:
+    token = otel_context.attach(remote)
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
 
 
 # --- set-up ---------------------------------------------------------------------------------
