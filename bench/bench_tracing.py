@@ -4,7 +4,8 @@
     python -m bench.bench_tracing --quick    # a smoke run (~20 s)
 
 Real processes on loopback, each phase on its own fresh SQLite file, one after the
-other in the same run, the same bodies (FinBox ``expiry``: one event per webhook) at
+other in the same run, ``--rounds`` times (each round starting at another gateway
+phase), the same bodies (FinBox ``expiry``: one event per webhook) at
 maximum load (closed loop, ``--concurrency`` in flight):
 
 - ``baseline``: ``bench._baseline``, one POST route that reads the body and answers 200;
@@ -22,7 +23,9 @@ maximum load (closed loop, ``--concurrency`` in flight):
 Reported per phase: acknowledged webhooks per second, the CPU of the server's process
 tree (from /proc, the exporter's thread included) per acknowledged webhook, with both
 ratios to the baseline's; the sink's own CPU and the spans it received; and what the
-rest of the machine used meanwhile (other work on a shared machine skews everything).
+rest of the machine used meanwhile (other work on a shared machine skews everything);
+then each phase's median over the rounds. The sink counts the spans exported while the
+phase ran (the batch processor's last, partial batch may come later).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import argparse
 import asyncio
 import os
 import secrets
+import statistics
 import sys
 import tempfile
 import time
@@ -184,39 +188,42 @@ async def run(args: argparse.Namespace) -> int:
     try:
         async with client_session(1) as session:
             await wait_http_ready(session, f"{sink_url}/readyz", sink)
-        for _ in range(args.rounds):
+        traced = {
+            **untraced,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": sink_url,
+            "OTEL_SERVICE_NAME": "statusgate-bench",
+        }
+        # (name, sends a traceparent, environment, exports to the sink)
+        gateways: list[tuple[str, bool, dict[str, str], bool]] = [
+            ("off", False, untraced, False),
+            ("off + traceparent", True, untraced, False),
+            ("on", True, traced, True),
+        ]
+        if args.before_src is not None:
+            before = {**untraced, "PYTHONPATH": str(args.before_src)}
+            gateways.insert(0, ("before (no tracing code)", False, before, False))
+        for round_ in range(args.rounds):
             port = free_port()
             baseline = python_module("bench._baseline", "--port", str(port))
             phases.append(await _phase("baseline", baseline, port, work, args))
-            offs = [("off", False, untraced), ("off + traceparent", True, untraced)]
-            if args.before_src is not None:
-                before = {**untraced, "PYTHONPATH": str(args.before_src)}
-                offs.insert(0, ("before (no tracing code)", False, before))
-            for name, traceparent, env in offs:
+            # Each round in another order: no phase always runs first or last.
+            shift = round_ % len(gateways)
+            for name, traceparent, env, exports in gateways[shift:] + gateways[:shift]:
                 port = free_port()
                 serve = _serve(port, work / f"{secrets.token_hex(4)}.db")
                 phases.append(
-                    await _phase(name, serve, port, work, args, env=env, traceparent=traceparent)
+                    await _phase(
+                        name,
+                        serve,
+                        port,
+                        work,
+                        args,
+                        env=env,
+                        traceparent=traceparent,
+                        sink=sink if exports else None,
+                        sink_url=sink_url if exports else "",
+                    )
                 )
-            port = free_port()
-            traced = {
-                **untraced,
-                "OTEL_EXPORTER_OTLP_ENDPOINT": sink_url,
-                "OTEL_SERVICE_NAME": "statusgate-bench",
-            }
-            phases.append(
-                await _phase(
-                    "on",
-                    _serve(port, work / f"{secrets.token_hex(4)}.db"),
-                    port,
-                    work,
-                    args,
-                    env=traced,
-                    traceparent=True,
-                    sink=sink,
-                    sink_url=sink_url,
-                )
-            )
     finally:
         sink.stop()
     report(phases, args, work)
@@ -249,22 +256,39 @@ def report(phases: Sequence[Phase], args: argparse.Namespace, work: Path) -> Non
                 f"{phase.others_cores:.2f}",
             ]
         )
-    print(
-        format_table(
-            [
-                "phase",
-                "acked/s",
-                "÷ baseline",
-                "CPU per webhook",
-                "÷ baseline",
-                "non-2xx",
-                "spans received",
-                "sink cores",
-                "rest of the machine (cores)",
-            ],
-            rows,
-        )
-    )
+    print(format_table(HEADERS, rows))
+    if args.rounds > 1:
+        print(f"\nMedians over the {args.rounds} rounds:")
+        medians = []
+        base = statistics.median(p.cpu_us for p in phases if p.name == "baseline")
+        base_rate = statistics.median(p.throughput for p in phases if p.name == "baseline")
+        for name in dict.fromkeys(p.name for p in phases):
+            mine = [p for p in phases if p.name == name]
+            cpu = statistics.median(p.cpu_us for p in mine)
+            rate = statistics.median(p.throughput for p in mine)
+            medians.append(
+                [
+                    name,
+                    f"{rate:,.0f}/s",
+                    f"{rate / base_rate:.2f}x",
+                    f"{cpu:.0f} µs",
+                    f"{cpu / base:.2f}x",
+                ]
+            )
+        print(format_table(HEADERS[:5], medians))
+
+
+HEADERS = [
+    "phase",
+    "acked/s",
+    "÷ baseline",
+    "CPU per webhook",
+    "÷ baseline",
+    "non-2xx",
+    "spans received",
+    "sink cores",
+    "rest of the machine (cores)",
+]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -275,7 +299,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--requests", type=int, help="webhooks per phase (6000)")
     parser.add_argument("--warmup", type=int, help="webhooks sent before each phase (500)")
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight")
-    parser.add_argument("--rounds", type=int, help="times the four phases run (2)")
+    parser.add_argument("--rounds", type=int, help="times every phase runs (3)")
     parser.add_argument("--data-dir", type=Path, help="where the temp dir for SQLite goes")
     parser.add_argument(
         "--before-src",
@@ -285,7 +309,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.requests = args.requests or (1500 if args.quick else 6000)
     args.warmup = args.warmup or (200 if args.quick else 500)
-    args.rounds = args.rounds or (1 if args.quick else 2)
+    args.rounds = args.rounds or (1 if args.quick else 3)
     return args
 
 
