@@ -3,8 +3,8 @@
 Off (the default without an endpoint), no TracerProvider is installed and no exporter
 thread runs; every function here returns at once, and no span is ever made current, so
 an incoming W3C ``traceparent`` attached by the doors (``traced_webhook``,
-``traced_requests``, ``remote_parent``) stays current as the API's non-recording span and still reaches
-``trace_parent()``, hence every event the request makes.
+``traced_requests``, ``remote_parent``) stays current as the API's non-recording span
+and still reaches ``trace_parent()``, hence every event the request makes.
 
 On (``start``): one ``TracerProvider`` per process with a ``BatchSpanProcessor`` and the
 OTLP/HTTP (protobuf) exporter, configured from ``[tracing]`` and the standard
@@ -20,7 +20,8 @@ What comes from the OpenTelemetry packages and what is glue here:
   ``grpc.aio`` server, honours an incoming ``traceparent`` in the metadata and names
   each span by its full method (bounded: unknown methods get no span). Only health and
   reflection are filtered out (probes would drown the traces).
-- Webhooks: glue (``traced_webhook``). The aiohttp server instrumentation only works by
+- Webhooks and the API listener: glue (``traced_webhook``, ``traced_requests``). The
+  aiohttp server instrumentation only works by
   replacing ``aiohttp.web.Application`` for the whole process (the API listener and the
   console too), and records the raw URL and target with their query strings, the
   user agent and the Host header, and, when OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_*
@@ -31,7 +32,11 @@ What comes from the OpenTelemetry packages and what is glue here:
   reason: the aiohttp client instrumentation records the full URL with its query and,
   on request, headers holding the gateway's provider credentials; and it cannot see
   the retries, the circuit breaker or the deadline, which are what an attempt span
-  must tell.
+  must tell. (Both aiohttp instrumentations exist only as 0.66b1, which pins the API
+  at 1.45.1: they install beside grpc's 0.66b1, not beside its 0.66b2.)
+- Tracing off: no interceptor on the gRPC server (one costs every call, and delays the
+  end of a call its deadline cut short); the call wrappers of ``rpc.handlers`` attach a
+  caller's ``traceparent`` with ``remote_parent``.
 
 Attribute values are cut to ``MAX_ATTRIBUTE_LENGTH`` characters unless
 OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT says otherwise, so no value can grow a span without
