@@ -11,13 +11,17 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 from statusgate.config import Tracing
+from statusgate.config.sources import ApiConfig
+from statusgate.core.errors import ApiError
 from statusgate.telemetry import tracing
+from statusgate.upstream.http import CallScope, HttpClient
 from statusgate.v1 import status_pb2 as pb
 from tests.conftest import RunningGateway, start_gateway, stop_gateway
 from tests.fakes.server import reply
@@ -228,3 +232,42 @@ async def test_a_poll_has_a_span_per_upstream_attempt_with_its_retry(
     assert attrs(api)["rpc.method"] == "statusgate.v1.StatusService.ListStatusEvents"
     assert api.parent is not None and f"{api.parent.span_id:016x}" == json_caller
     assert attrs(api)["http.response.status_code"] == 200
+
+
+async def test_the_breaker_s_decisions_are_on_the_attempts(spans: InMemorySpanExporter) -> None:
+    """A failure that opens the breaker says so on its attempt; the next attempt is
+    refused by the breaker and its span says that too, without any HTTP call."""
+
+    async def down(_: web.Request) -> web.Response:
+        return web.json_response({"error": "down"}, status=503)
+
+    app = web.Application()
+    app.router.add_get("/status", down)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    api = ApiConfig(retries=0, breaker_failures=1, breaker_cooldown_seconds=60)
+    client = HttpClient(provider="Test (t)", api=api)
+    try:
+        for _ in range(2):
+            with pytest.raises(ApiError):
+                await client.call(
+                    "GET",
+                    f"http://127.0.0.1:{port}/status",
+                    label="status",
+                    scope=CallScope.within(5),
+                )
+    finally:
+        await client.close()
+        await runner.cleanup()
+
+    opened, refused = [s for s in spans.get_finished_spans() if s.name.endswith(".attempt")]
+    assert attrs(opened)["statusgate.breaker.admitted"] is True
+    assert attrs(opened)["http.response.status_code"] == 503
+    assert [e.name for e in opened.events] == ["statusgate.breaker.opened"]
+    assert attrs(refused)["statusgate.breaker.admitted"] is False
+    assert attrs(refused)["statusgate.breaker.state"] == "open"
+    assert "http.response.status_code" not in attrs(refused)
+    assert refused.status.description == "UPSTREAM_UNAVAILABLE"
