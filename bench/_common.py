@@ -298,12 +298,16 @@ class Service:
         *,
         stdout_pipe: bool = False,
         stdin_pipe: bool = False,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
         self.argv = list(argv)
         self.log_path = log_path
         self._log = log_path.open("wb")
-        env = {**os.environ, "PYTHONPATH": _pythonpath()}
+        # ``env``'s PYTHONPATH goes first (another revision's src, say).
+        extra = (env or {}).get("PYTHONPATH")
+        pythonpath = f"{extra}{os.pathsep}{_pythonpath()}" if extra else _pythonpath()
+        env = {**os.environ, **(env or {}), "PYTHONPATH": pythonpath}
         self.process = subprocess.Popen(
             self.argv,
             cwd=REPO_ROOT,

@@ -52,6 +52,7 @@ from statusgate.rpc.service import StatusService
 from statusgate.store.base import Store, StoreUnavailableError
 from statusgate.store.factory import open_store
 from statusgate.store.sqlite_shared import SqliteSharing
+from statusgate.telemetry import tracing
 from statusgate.telemetry.gauges import GaugeRefresher
 from statusgate.telemetry.metrics import Metrics
 from statusgate.upstream.http import Sleep
@@ -259,6 +260,7 @@ class Gateway:
         self._api: ApiListener | None = None
         self._stopped = asyncio.Event()
         self._serving = False
+        self._tracing = False
 
     async def start(self) -> BoundPorts:
         """Open the store and listen; on any failure, undo what was started (a busy
@@ -272,6 +274,13 @@ class Gateway:
 
     async def _start(self) -> BoundPorts:
         install_client_error_filter()
+        # First: the gRPC server and the webhook route are built for what it decides.
+        try:
+            self._tracing = tracing.start(
+                self.settings.tracing, worker=None if self.role is None else self.role.index
+            )
+        except tracing.TracingSetupError as error:
+            raise StartupError(f"tracing: {error}") from None
         # A busy or foreign address is found before anything is opened or migrated
         # (binding itself may still lose a race, and says so the same way). A worker's
         # supervisor checked and holds its addresses: a plain bind would find them taken.
@@ -439,6 +448,8 @@ class Gateway:
         await self.polling.close()
         with contextlib.suppress(Exception):
             await self.store.close()
+        if self._tracing:  # the last spans flushed, off the event loop
+            await asyncio.to_thread(tracing.stop)
         if self._serving:  # a start that failed says so in its own one line
             log.info("statusgate stopped")
 

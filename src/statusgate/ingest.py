@@ -43,6 +43,7 @@ from statusgate.store.base import (
     Store,
     WebhookIngest,
 )
+from statusgate.telemetry import tracing
 from statusgate.telemetry.metrics import Metrics
 from statusgate.v1.status_pb2 import Status
 
@@ -205,13 +206,24 @@ class Ingest:
         self._claims = _Claims()
 
     def normalize(self, source: SourceConfig, body: bytes, *, path: str = "") -> Normalized:
-        return normalize_body(
-            self._registry.for_source(source).adapter,
-            source,
-            body,
-            path=path,
-            max_depth=self._max_json_depth,
-        )
+        with tracing.span(
+            "statusgate.normalize",
+            {"statusgate.source": source.id, "statusgate.provider": source.provider},
+        ):
+            normalized = normalize_body(
+                self._registry.for_source(source).adapter,
+                source,
+                body,
+                path=path,
+                max_depth=self._max_json_depth,
+            )
+            tracing.set_attributes(
+                {
+                    "statusgate.verdict": normalized.verdict.value,
+                    "statusgate.updates": len(normalized.updates),
+                }
+            )
+            return normalized
 
     async def webhook(
         self,
@@ -272,7 +284,9 @@ class Ingest:
                 idempotency_key=key,
                 path=path,
             )
-            result = await self._commit(WebhookIngest(delivery, normalized.updates))
+            result = await self._commit(
+                WebhookIngest(delivery, normalized.updates, tracing.trace_parent())
+            )
         return Ingested(normalized, result, duplicate_of, conflicts_with)
 
     async def poll(
@@ -281,7 +295,9 @@ class Ingest:
         """Apply what a poll of a provider's API learned: every endpoint's answer about a
         subject merged first (``core.apply.merge``), so one poll is at most one change,
         one event, per subject."""
-        return await self._commit(PollIngest(merge(updates), received_at, by_reconciler))
+        return await self._commit(
+            PollIngest(merge(updates), received_at, by_reconciler, tracing.trace_parent())
+        )
 
     async def replay(self, source: SourceConfig, delivery: Delivery) -> Ingested:
         """Run one stored delivery through today's adapter (see ``replay_all``)."""
@@ -305,8 +321,11 @@ class Ingest:
         the results say what would change. One outcome per item; an exception (the
         store failed, the delivery was pruned meanwhile) fails that item alone."""
         judged = [(self.normalize(s, d.body, path=d.path), d) for s, d in items]
+        parent = tracing.trace_parent()
         requests = {
-            index: ReplayIngest(d.id, n.updates, verdict=n.verdict, detail=n.detail)
+            index: ReplayIngest(
+                d.id, n.updates, verdict=n.verdict, detail=n.detail, trace_parent=parent
+            )
             for index, (n, d) in enumerate(judged)
             if n.updates or (n.verdict, n.detail) != (d.verdict, d.detail)
         }

@@ -313,3 +313,16 @@ async def test_every_scenario_of_every_provider_is_accepted(gw: RunningGateway) 
                 answers = out.getvalue().splitlines()
                 assert code == 0, (scenario.name, answers, err.getvalue())
                 assert answers and all(" → 200 " in answer for answer in answers), answers
+
+
+def test_tail_lines_show_the_trace_an_event_carries() -> None:
+    from statusgate.client.formatting import event_line
+    from statusgate.v1 import status_pb2 as pb
+
+    traced = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    event = pb.StatusEvent(sequence=7, origin=pb.ORIGIN_WEBHOOK, trace_parent=traced)
+    event.status.name = "sources/finbox/sessions/s1"
+    event.status.state = pb.STATE_COMPLETED
+    assert event_line(event).endswith(f"webhook  trace {traced}")
+    event.trace_parent = ""
+    assert "trace" not in event_line(event)

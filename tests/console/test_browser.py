@@ -1,5 +1,6 @@
 """The console in a real Chromium: every page loads without a console error, a search
-finds a subject, a live event appears on its page and in the feed (which pauses), a
+finds a subject, a live event appears on its page and in the feed (which pauses) with
+the trace it carries, a
 dry-run replay then its apply, and a payload full of markup runs nothing. Screenshots
 go to the test's temp dir; with ``STATUSGATE_DOCS_SCREENSHOT=1`` the subject's page is
 also written to ``docs/console-subject.png`` (the README's picture)."""
@@ -58,8 +59,12 @@ async def test_pages_search_and_live_events(gw: RunningGateway, chromium: Chromi
     await chromium.until_text("h1", "loan-4711")
     # Live once the Watch stream caught up; then a webhook shows up without a reload.
     await chromium.until_text("[data-live-state]", "Live: following new events.")
-    await gw.post("finbox", finbox_enrichment("loan-4711", ("acc-1", "completed")))
+    traced = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    await gw.post(
+        "finbox", finbox_enrichment("loan-4711", ("acc-1", "completed")), {"traceparent": traced}
+    )
     await chromium.until_present("li.event.new")
+    await chromium.until_text("li.event.new code.trace", traced)  # the sender's trace
     await chromium.until_text("#current .headline", "processing")
     assert len(await chromium.find_all("li.event")) == 2
     assert await chromium.script("return document.querySelector('#announcer').textContent") == (
@@ -91,8 +96,9 @@ async def test_pages_search_and_live_events(gw: RunningGateway, chromium: Chromi
     # The feed: live, and pausable.
     await chromium.open(f"{base}/console/feed?source=finbox")
     await chromium.until_text("[data-live-state]", "Live: following new events.")
-    _, answer = await gw.post("finbox", finbox_expiry("loan-4713"))
+    _, answer = await gw.post("finbox", finbox_expiry("loan-4713"), {"traceparent": traced})
     await chromium.until_present(f'tr.new[data-sequence="{answer["events"][0]["sequence"]}"]')
+    await chromium.until_text("tr.new code.trace", traced)
     await chromium.click("[data-pause]")
     _, answer = await gw.post("finbox", finbox_expiry("loan-4714"))
     await chromium.until_text("[data-pause]", "Resume (1 new event)")

@@ -319,3 +319,21 @@ async def test_account_numbers_show_their_last_four_characters_only(
         assert "PL27 1140" not in shown  # as posted, with spaces: masked too
         body = html.unescape(pre_blocks(text)[0])
         assert '"accountNumber": "XXXXXXXXXXXXXXXXXXXXXXXX2874"' in body
+
+
+async def test_events_show_the_trace_parent_they_carry(
+    gw: RunningGateway, browser: Browser
+) -> None:
+    traced = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    status, _ = await gw.post("finbox", finbox_upload("s1"), {"traceparent": traced})
+    assert status == 200
+    await delivery_of(gw, finbox_expiry("s2"))  # no traceparent: nothing shown
+    _, text, _ = await browser.get(f"/console/statuses/{SESSION}")
+    assert f'<dt>Trace</dt><dd><code class="trace">{traced}</code></dd>' in text
+    _, text, _ = await browser.get("/console/statuses/sources/finbox/sessions/s2")
+    assert "<dt>Trace</dt>" not in text
+    _, text, _ = await browser.get("/console/feed")
+    assert '<th scope="col">Trace</th>' in text
+    assert text.count('<code class="trace">') == 1 and traced in text
+    _, text, _ = await browser.get("/console/feed/rows", params={"after": "0"})
+    assert f'<code class="trace">{traced}</code>' in text

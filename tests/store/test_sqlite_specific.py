@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from statusgate.store.base import StoreUnavailableError, WebhookIngest
+from statusgate.store.base import PollIngest, StoreUnavailableError, WebhookIngest
 from statusgate.store.migrations import load_migrations
 from statusgate.store.sqlite import SqliteStore
 from statusgate.v1.status_pb2 import Stage, State
@@ -91,6 +91,18 @@ async def test_file_is_in_wal_mode_and_migrated_once(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         versions = [row[0] for row in conn.execute("SELECT version FROM schema_migrations")]
         assert versions == [version for version, _ in load_migrations("sqlite")]
+    finally:
+        conn.close()
+
+
+async def test_trace_parent_has_a_column_of_its_own(sqlite_store: SqliteStore) -> None:
+    # So that SQL can find the events of one trace without decoding every event.
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    changed = update("sources/finbox/sessions/t", State.STATE_PENDING)
+    await sqlite_store.ingest(PollIngest([changed], trace_parent=parent))
+    conn = sqlite3.connect(sqlite_store.path)
+    try:
+        assert conn.execute("SELECT trace_parent FROM events").fetchall() == [(parent,)]
     finally:
         conn.close()
 

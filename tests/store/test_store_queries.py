@@ -11,7 +11,7 @@ import pytest
 
 from statusgate.core.filters import StatusQuery
 from statusgate.core.names import name_has_prefix
-from statusgate.store.base import DeliveryVerdict, Store, WebhookIngest
+from statusgate.store.base import DeliveryVerdict, PollIngest, Store, WebhookIngest
 from statusgate.v1.status_pb2 import Kind, Stage, State
 from tests.store.builders import delivery, poll, sequences, update
 
@@ -231,3 +231,21 @@ async def test_list_deliveries_filters_and_pages(store: Store) -> None:
     assert await ids([], since=t0.replace(tzinfo=None) + timedelta(minutes=4)) == [kept[4].id]
     page = await ids([], limit=2)
     assert page + await ids([], after_id=page[-1], limit=10) == [d.id for d in kept]
+
+
+async def test_trace_parent_round_trips_on_every_event_read(store: Store) -> None:
+    """Each request's W3C traceparent is kept with the events it makes and read back by
+    every read path (a subject's history, the sequence-ordered read Watch replays)."""
+    hooked = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    polled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+    name = "sources/finbox/sessions/traced"
+    await store.ingest(
+        WebhookIngest(delivery(), [update(name, S.STATE_PENDING)], trace_parent=hooked)
+    )
+    await store.ingest(PollIngest([update(name, S.STATE_IN_PROGRESS)], trace_parent=polled))
+    await store.ingest(poll(update(name, S.STATE_COMPLETED, terminal=True)))
+
+    expected = [hooked, polled, ""]
+    assert [e.trace_parent for e in await store.list_events(name)] == expected
+    replayed = await store.read_events(after_sequence=0, limit=10)
+    assert [e.trace_parent for e in replayed] == expected

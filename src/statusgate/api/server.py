@@ -24,6 +24,7 @@ from statusgate.config import GrpcTls, split_host_port
 from statusgate.rpc.admin import AdminService
 from statusgate.rpc.server import ADMIN_SERVICE, MAX_MESSAGE_BYTES, STATUS_SERVICE
 from statusgate.rpc.service import StatusService
+from statusgate.telemetry import tracing
 
 OPENAPI_PATH = "/v1/openapi.json"
 
@@ -54,7 +55,8 @@ def build_api_app(
         },
     )
     document = openapi_document()
-    app = web.Application(client_max_size=MAX_MESSAGE_BYTES)
+    # A server span per request (tracing on), or just the caller's traceparent (off).
+    app = web.Application(client_max_size=MAX_MESSAGE_BYTES, middlewares=[tracing.traced_requests])
 
     async def openapi(_: web.Request) -> web.Response:
         return web.Response(body=document, content_type="application/json")

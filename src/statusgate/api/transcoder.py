@@ -35,6 +35,7 @@ from statusgate.config import Permission
 from statusgate.core.errors import ApiError
 from statusgate.rpc.access import PERMISSIONS, AccessControl, Principal
 from statusgate.store.base import StoreUnavailableError
+from statusgate.telemetry import tracing
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,11 @@ class Transcoder:
             if isinstance(found, web.StreamResponse):
                 return found
             route, variables = found
+            # The span (tracing on) is named by the RPC's own route, not the catch-all.
+            tracing.rename(
+                f"{route.binding.http_method} {route.binding.template.openapi_path}",
+                {"rpc.method": route.method.full_name},
+            )
             # Who asks first: an unknown caller learns nothing about the request's fields.
             caller = route.access.admit(
                 [("authorization", value) for value in cookie_credentials(request)],

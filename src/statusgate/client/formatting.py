@@ -35,7 +35,8 @@ def verdict(value: admin_pb.DeliveryVerdict.ValueType) -> str:
 
 
 def event_line(event: pb.StatusEvent) -> str:
-    """time, sequence, name, previous → new state, origin."""
+    """time, sequence, name, previous → new state, origin, then the trace context of
+    the request that made it, when it had one."""
     origin = str(pb.Origin.Name(event.origin)).removeprefix("ORIGIN_").lower()
     status = event.status
     extra = ""
@@ -43,6 +44,8 @@ def event_line(event: pb.StatusEvent) -> str:
         extra = "  " + str(pb.ErrorReason.Name(status.error.reason)).removeprefix("ERROR_REASON_")
     if status.ready_to_fetch:
         extra += "  ready_to_fetch"
+    if event.trace_parent:
+        extra += f"  trace {event.trace_parent}"
     return (
         f"{when(status.updated_at)}  #{event.sequence}  {status.name}  "
         f"{state(event.previous_state)} → {state(status.state)}  {origin}{extra}"

@@ -149,6 +149,30 @@ class Retention(StrictModel):
     interval_seconds: float = Field(default=3600.0, gt=0)
 
 
+class Tracing(StrictModel):
+    """OpenTelemetry traces (``telemetry.tracing``). The standard ``OTEL_*`` variables
+    win over these, as ``STATUSGATE_*`` ones win over the file."""
+
+    # On, off, or (unset) on exactly when an OTLP endpoint is configured: ``endpoint``
+    # below, OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT.
+    enabled: bool | None = None
+    # Base URL of an OTLP/HTTP receiver, as OTEL_EXPORTER_OTLP_ENDPOINT: spans go to
+    # ``<endpoint>/v1/traces``. Empty: http://localhost:4318 when enabled.
+    endpoint: str = ""
+    # service.name of every span (OTEL_SERVICE_NAME wins).
+    service_name: str = Field(default="statusgate", min_length=1)
+    # The share of new traces kept (0 to 1), parent-based: a request whose caller's
+    # traceparent says "sampled" is always kept (OTEL_TRACES_SAMPLER wins).
+    sample_ratio: float = Field(default=1.0, ge=0, le=1)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+
 # --- the whole gateway -------------------------------------------------------------------
 
 
@@ -205,6 +229,7 @@ class Settings(BaseSettings):
     retention: Retention = Field(default_factory=Retention)
     front_door: FrontDoor = Field(default_factory=FrontDoor)
     grpc_limits: GrpcLimits = Field(default_factory=GrpcLimits)
+    tracing: Tracing = Field(default_factory=Tracing)
 
     # Set by load_settings; not a setting of its own.
     _config_file: Path | None = PrivateAttr(default=None)

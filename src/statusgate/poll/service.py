@@ -24,6 +24,7 @@ from statusgate.core.names import InvalidNameError, ResourceName, parse_name
 from statusgate.ingest import Ingest
 from statusgate.providers.polling import Poller, PollReport, breaker_open, not_configured
 from statusgate.store.base import Store, StoreUnavailableError
+from statusgate.telemetry import tracing
 from statusgate.upstream.breaker import BreakerSnapshot
 from statusgate.upstream.http import DEADLINE_MARGIN, CallScope, deadline_exceeded
 from statusgate.upstream.single_flight import SingleFlight
@@ -228,6 +229,25 @@ class PollService:
         )
 
     async def _run(
+        self,
+        poller: Poller,
+        target: ResourceName,
+        scope: CallScope,
+        origin: Origin.ValueType,
+    ) -> _Flight:
+        """One poll of a subject's endpoints (the callers sharing it wait on this), in a
+        span of its own: its upstream calls are its children, its commit links to it."""
+        with tracing.span(
+            "statusgate.poll",
+            {"statusgate.source": target.source, "statusgate.origin": Origin.Name(origin)},
+        ):
+            flight = await self._run_traced(poller, target, scope, origin)
+            tracing.set_attributes({"statusgate.upstream_calls": flight.calls})
+            if flight.error is not None:
+                tracing.fail(str(flight.error.reason))
+            return flight
+
+    async def _run_traced(
         self,
         poller: Poller,
         target: ResourceName,

@@ -21,6 +21,7 @@ from statusgate.core.errors import ApiError
 from statusgate.rpc.access import AccessControl, Principal
 from statusgate.rpc.errors import abort
 from statusgate.store.base import StoreUnavailableError
+from statusgate.telemetry import tracing
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -44,9 +45,12 @@ StreamingCall = Callable[[Any, Context], AsyncGenerator[Message | bytes, None]]
 
 def unary(handler: Unary, access: AccessControl, permission: Permission) -> UnaryCall:
     async def call(request: Any, context: Context) -> Message:
+        metadata = context.invocation_metadata()
         try:
-            caller = access.admit(context.invocation_metadata(), permission)
-            return await handler(request, context, caller)
+            caller = access.admit(metadata, permission)
+            # Tracing off: a caller's traceparent, for the events this call makes.
+            with tracing.remote_parent(metadata):
+                return await handler(request, context, caller)
         except (ApiError, StoreUnavailableError) as error:
             await abort(context, error)
 
@@ -57,13 +61,15 @@ def server_streaming(
     handler: Streaming, access: AccessControl, permission: Permission
 ) -> StreamingCall:
     async def call(request: Any, context: Context) -> AsyncGenerator[Message | bytes, None]:
+        metadata = context.invocation_metadata()
         try:
-            caller = access.admit(context.invocation_metadata(), permission)
+            caller = access.admit(metadata, permission)
             # Closed with this wrapper, so the handler's own cleanup (a Watch stream's
             # slot, its hub subscription) runs when the client goes away.
             async with contextlib.aclosing(handler(request, context, caller)) as responses:
-                async for response in responses:
-                    yield response
+                with tracing.remote_parent(metadata):
+                    async for response in responses:
+                        yield response
         except (ApiError, StoreUnavailableError) as error:
             await abort(context, error)
 

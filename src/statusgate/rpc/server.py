@@ -19,6 +19,7 @@ from statusgate.rpc.handlers import server_streaming, unary
 from statusgate.rpc.health import HealthService
 from statusgate.rpc.reflection import enable_reflection
 from statusgate.rpc.service import StatusService
+from statusgate.telemetry import tracing
 from statusgate.telemetry.grpc_metrics import CallMetrics
 from statusgate.telemetry.metrics import Metrics
 from statusgate.v1 import admin_service_pb2, status_pb2, status_service_pb2
@@ -69,9 +70,13 @@ class RpcServer:
             (key, 1 if key == "grpc.so_reuseport" and reuse_port else value)
             for key, value in _OPTIONS
         ]
-        # Every call, whichever service serves it, is counted by method and code.
-        interceptors = [CallMetrics(metrics)] if metrics is not None else None
-        self.server = grpc.aio.server(options=options, interceptors=interceptors)
+        # A server span per call (tracing on; off, handlers pick up just the caller's
+        # traceparent), and every call, whichever service serves it, counted by method
+        # and code.
+        interceptors: list[grpc.aio.ServerInterceptor[Any, Any]] = tracing.grpc_interceptors()
+        if metrics is not None:
+            interceptors.append(CallMetrics(metrics))
+        self.server = grpc.aio.server(options=options, interceptors=interceptors or None)
         self._reuse_port = reuse_port
         handlers = [service_handler(STATUS_SERVICE, service, service.access)]
         names = [SERVICE_NAME]

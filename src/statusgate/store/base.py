@@ -54,6 +54,8 @@ class WebhookIngest:
 
     delivery: Delivery
     updates: Sequence[Status] = ()
+    # The W3C traceparent of the request, copied to every event it makes.
+    trace_parent: str = ""
 
     @property
     def origin(self) -> Origin.ValueType:
@@ -69,6 +71,7 @@ class PollIngest:
     received_at: datetime | None = None
     # Polled by the reconciler on its own, rather than for a caller.
     by_reconciler: bool = False
+    trace_parent: str = ""
 
     @property
     def origin(self) -> Origin.ValueType:
@@ -86,6 +89,7 @@ class ReplayIngest:
     updates: Sequence[Status]
     verdict: DeliveryVerdict = DeliveryVerdict.MAPPED
     detail: str = ""
+    trace_parent: str = ""
 
     @property
     def origin(self) -> Origin.ValueType:

@@ -18,12 +18,15 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from opentelemetry.trace import Span
+
 from statusgate.store.base import (
     CommitObserver,
     IngestRequest,
     IngestResult,
     StoreUnavailableError,
 )
+from statusgate.telemetry import tracing
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,8 @@ CommitBatch = Callable[[list[IngestRequest]], Awaitable[Sequence[IngestResult | 
 class _Pending:
     request: IngestRequest
     future: asyncio.Future[IngestResult]
+    # The span of the webhook or poll it came from (tracing on): linked with the batch's.
+    origin: Span | None
 
 
 class GroupCommitter:
@@ -86,7 +91,7 @@ class GroupCommitter:
         if not self.running:
             raise StoreUnavailableError(f"the {self._store_name} store is not open")
         future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(request, future))
+        self._pending.append(_Pending(request, future, tracing.current_span()))
         self._wakeup.set()
         # A cancelled caller does not withdraw the request: it may already be in a
         # batch, and committing a delivery nobody waits for is harmless.
@@ -124,10 +129,16 @@ class GroupCommitter:
             await self._probe()
 
     async def _commit(self, batch: list[_Pending]) -> None:
+        # One span per commit, linked both ways with those of the requests in it.
+        with tracing.commit_span(self._store_name, (pending.origin for pending in batch)):
+            await self._commit_traced(batch)
+
+    async def _commit_traced(self, batch: list[_Pending]) -> None:
         started = time.perf_counter()
         try:
             outcomes = await self._commit_batch([pending.request for pending in batch])
         except Exception as exc:
+            tracing.fail(f"commit failed: {type(exc).__name__}")
             self.healthy = False
             if self.observer is not None:
                 self.observer.commit_failed(len(batch))

@@ -191,8 +191,9 @@ async def _write(conn: asyncpg.Connection, rows: Rows) -> None:
         )
     if rows.events:
         await conn.execute(
-            "INSERT INTO events (sequence, event_id, name, delivery_id, data)"
-            " SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bytea[])",
+            "INSERT INTO events (sequence, event_id, name, delivery_id, data, trace_parent)"
+            " SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bytea[],"
+            " $6::text[])",
             *_columns(rows.events),
         )
     if rows.statuses:

@@ -112,7 +112,8 @@ _INSERT_DELIVERY = (
 )
 _REPLAYED = "UPDATE deliveries SET verdict = ?, detail = ? WHERE id = ?"
 _INSERT_EVENT = (
-    "INSERT INTO events (sequence, event_id, name, delivery_id, data) VALUES (?, ?, ?, ?, ?)"
+    "INSERT INTO events (sequence, event_id, name, delivery_id, data, trace_parent)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
 )
 _UPSERT_STATUS = (
     "INSERT INTO statuses"

@@ -69,6 +69,7 @@ class EventRow(NamedTuple):
     name: str
     delivery_id: str | None  # None for polls and reconciles
     data: bytes  # the serialized StatusEvent
+    trace_parent: str  # also in data; a column so SQL can find a trace's events
 
 
 class StatusRow(NamedTuple):
@@ -261,6 +262,7 @@ class Stager:
                 previous_state=previous_state(previous),
                 origin=request.origin,
                 delivery_id=delivery_id,
+                trace_parent=request.trace_parent,
             )
             event.status.CopyFrom(new)
             event.received_at.CopyFrom(received)
@@ -272,6 +274,7 @@ class Stager:
                     name,
                     delivery_id or None,
                     event.SerializeToString(deterministic=True),
+                    request.trace_parent,
                 )
             )
             rows.statuses[name] = StatusRow(

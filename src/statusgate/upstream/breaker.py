@@ -25,6 +25,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from statusgate.telemetry import tracing
+
 log = logging.getLogger(__name__)
 
 
@@ -124,6 +126,7 @@ class CircuitBreaker:
         line when this failure opens the breaker)."""
         if outcome == Outcome.SUCCESS:
             if self._state != BreakerState.CLOSED:
+                tracing.add_event("statusgate.breaker.closed", {})
                 log.info(
                     "%s API answers again after %d failed calls: polls call it again",
                     self._name,
@@ -148,6 +151,10 @@ class CircuitBreaker:
                 self._state = BreakerState.OPEN
                 self._opened_at = self._clock()
                 self._end_trial()
+                # On the attempt that opened it (or kept it open after a failed trial).
+                tracing.add_event(
+                    "statusgate.breaker.opened", {"statusgate.breaker.failures": self._failures}
+                )
         elif self._state == BreakerState.HALF_OPEN:
             # The trial told us nothing: let the next call try instead.
             self._end_trial()

@@ -18,9 +18,11 @@ from typing import Any, Protocol
 
 import aiohttp
 from multidict import CIMultiDict
+from opentelemetry.trace import SpanKind
 
 from statusgate.config import ApiConfig
 from statusgate.core.errors import ApiError, Reason
+from statusgate.telemetry import tracing
 from statusgate.upstream.breaker import CircuitBreaker, Outcome
 from statusgate.upstream.envelopes import Failure, bad_response, http_failure
 
@@ -138,12 +140,47 @@ class HttpClient:
         token). Anything else raises ``ApiError`` after the retries it deserves.
 
         The body is ``json_body`` encoded, or ``data`` as it is: exact bytes (a body
-        whose signature is sent along must be sent byte for byte) or a form."""
+        whose signature is sent along must be sent byte for byte) or a form.
+
+        Traced as one span for the call and a child span per attempt."""
+        with tracing.span(
+            "statusgate.upstream.call",
+            {
+                "statusgate.upstream": self.provider,
+                "statusgate.upstream.endpoint": label,
+                "http.request.method": method,
+            },
+        ):
+            return await self._call(
+                method, url, label, scope, headers, params, json_body, data, passthrough
+            )
+
+    async def _call(
+        self,
+        method: str,
+        url: str,
+        label: str,
+        scope: CallScope,
+        headers: Mapping[str, str] | None,
+        params: Mapping[str, str] | None,
+        json_body: Any,
+        data: bytes | Mapping[str, str] | None,
+        passthrough: Collection[int],
+    ) -> UpstreamResponse:
         attempt = 0
         while True:
-            outcome = await self._attempt(
-                method, url, label, scope, headers, params, json_body, data
-            )
+            with tracing.span(
+                "statusgate.upstream.attempt",
+                {"statusgate.upstream.attempt": attempt + 1},
+                kind=SpanKind.CLIENT,
+            ):
+                outcome = await self._attempt(
+                    method, url, label, scope, headers, params, json_body, data
+                )
+                if not isinstance(outcome, UpstreamResponse):
+                    tracing.fail(str(outcome.error.reason))
+                elif not (200 <= outcome.status < 300 or outcome.status in passthrough):
+                    tracing.fail(f"HTTP {outcome.status}")
             if isinstance(outcome, UpstreamResponse):
                 if 200 <= outcome.status < 300:
                     self._credentials(refused=None)
@@ -163,6 +200,10 @@ class HttpClient:
             if delay > scope.remaining() - DEADLINE_MARGIN:
                 failure.error.message += " (no time left before the deadline to retry)"
                 raise failure.error
+            tracing.add_event(
+                "statusgate.upstream.retry",
+                {"statusgate.upstream.reason": str(failure.error.reason), "delay_seconds": delay},
+            )
             await self._sleep(delay)
             attempt += 1
 
@@ -204,6 +245,13 @@ class HttpClient:
             admitted = await self.breaker.admit(max(0.0, scope.remaining() - DEADLINE_MARGIN))
         except TimeoutError:
             raise deadline_exceeded(label) from None
+        # The breaker's decision on this attempt (its state as the attempt leaves it).
+        tracing.set_attributes(
+            {
+                "statusgate.breaker.admitted": admitted,
+                "statusgate.breaker.state": str(self.breaker.state),
+            }
+        )
         if not admitted:
             if self.observer is not None:
                 self.observer.request("breaker_open", None)
@@ -272,6 +320,7 @@ class HttpClient:
                 data=data,
                 timeout=aiohttp.ClientTimeout(total=limit),
             ) as response:
+                tracing.set_attributes({"http.response.status_code": response.status})
                 raw = await response.read()
                 return _answer(response.status, raw, CIMultiDict(response.headers))
         except TimeoutError:

@@ -400,6 +400,7 @@ class StatusEvent(_message.Message):
     ORIGIN_FIELD_NUMBER: _builtins.int
     DELIVERY_ID_FIELD_NUMBER: _builtins.int
     RECEIVED_AT_FIELD_NUMBER: _builtins.int
+    TRACE_PARENT_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """Gateway-wide, strictly increasing, without gaps."""
     event_id: _builtins.str
@@ -409,6 +410,13 @@ class StatusEvent(_message.Message):
     origin: Global___Origin.ValueType
     delivery_id: _builtins.str
     """The inbound delivery that caused it, when it came from a webhook or a replay."""
+    trace_parent: _builtins.str
+    """The W3C trace context (`traceparent`, e.g. "00-<trace id>-<span id>-01") of the
+    request that made this event: the gateway's span for the webhook, poll or replay,
+    or, with tracing off, the caller's own `traceparent` when it sent one. Empty when
+    neither exists. A consumer links its own span to it to follow a change from the
+    provider's webhook to its subscriber.
+    """
     @_builtins.property
     def status(self) -> Global___Status:
         """The snapshot after the change."""
@@ -425,10 +433,11 @@ class StatusEvent(_message.Message):
         origin: Global___Origin.ValueType = ...,
         delivery_id: _builtins.str = ...,
         received_at: _timestamp_pb2.Timestamp | None = ...,
+        trace_parent: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["received_at", b"received_at", "status", b"status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivery_id", b"delivery_id", "event_id", b"event_id", "origin", b"origin", "previous_state", b"previous_state", "received_at", b"received_at", "sequence", b"sequence", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivery_id", b"delivery_id", "event_id", b"event_id", "origin", b"origin", "previous_state", b"previous_state", "received_at", b"received_at", "sequence", b"sequence", "status", b"status", "trace_parent", b"trace_parent"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

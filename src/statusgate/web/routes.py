@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from statusgate.telemetry import tracing
 from statusgate.web.connections import Guard, guard_middleware
 from statusgate.web.webhooks import WebhookReceiver
 
@@ -29,9 +30,11 @@ def build_web_app(
             return web.json_response({"status": "ready"})
         return web.json_response({"status": "store unavailable"}, status=503)
 
-    app.router.add_post("/webhooks/{source}", receiver.handle)
+    # A server span per webhook, named by route (tracing on); the sender's traceparent.
+    webhook = tracing.traced_webhook(receiver.handle)
+    app.router.add_post("/webhooks/{source}", webhook)
     # Sub-paths: the provider's spec says which it posts to; the others are 404.
-    app.router.add_post("/webhooks/{source}/{path:.+}", receiver.handle)
+    app.router.add_post("/webhooks/{source}/{path:.+}", webhook)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     return app

@@ -37,6 +37,7 @@ from statusgate.logs import request_id
 from statusgate.providers.registry import Registry
 from statusgate.providers.spec import Acknowledgement, WebhookReply
 from statusgate.store.base import StoreUnavailableError
+from statusgate.telemetry import tracing
 from statusgate.telemetry.metrics import Metrics
 from statusgate.v1.status_pb2 import State
 from statusgate.web.auth import AuthenticationError, VerifiableRequest, WebhookVerifier
@@ -89,6 +90,14 @@ class WebhookReceiver:
                 404, _error("unknown_source", f"no source {quoted(source_id)} is configured")
             )
         spec = self._registry.for_source(source)
+        if tracing.enabled():  # values from the config and our own id: never the request's
+            tracing.set_attributes(
+                {
+                    "statusgate.source": source_id,
+                    "statusgate.provider": source.provider,
+                    "statusgate.delivery_id": delivery_id,
+                }
+            )
         answer = _Answerer(self._acknowledgements[source_id])
         path = request.match_info.get("path", "")
         if path not in spec.webhook_paths:
@@ -169,6 +178,7 @@ class WebhookReceiver:
             )
         verdict, detail = ingested.normalized.verdict, ingested.normalized.detail
         result = ingested.result
+        tracing.set_attributes({"statusgate.verdict": verdict.value})
         # (Its events are counted by Ingest, with those of every other origin.)
         self._metrics.sources[source_id].ack_seconds.observe(time.perf_counter() - started)
         log.info(
