@@ -1,12 +1,15 @@
 """Every metric the dashboard and the alert rules read is one the gateway exposes, with
 the labels they match on: a real ``statusgate serve --workers 2`` on PostgreSQL (as
 deploy/compose.yaml runs it), driven through each path that makes a labelled family
-appear, scraped on its API listener and parsed the way Prometheus reads it."""
+appear, scraped on its API listener and parsed the way Prometheus reads it; and the
+scrape passes ``promtool check metrics``."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -122,13 +125,26 @@ async def drive(
     fake.fail_all(None)
 
 
-async def scrape(gateway: ServeProcess) -> dict[str, set[str]]:
+async def scrape(gateway: ServeProcess) -> str:
     async with (
         aiohttp.ClientSession() as http,
         http.get(f"{gateway.api_base}/metrics") as answer,
     ):
         assert answer.status == 200
-        return exposed(await answer.text())
+        return await answer.text()
+
+
+def lint(text: str) -> str:
+    """What ``promtool check metrics`` (Prometheus's own linter of an exposition: names,
+    units, suffixes, help texts) says of a scrape; "" when it finds nothing."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        print("promtool check metrics skipped: promtool is not installed (Debian's prometheus)")
+        return ""
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
+    )
+    return "" if checked.returncode == 0 else checked.stdout + checked.stderr
 
 
 async def test_every_metric_of_the_dashboard_and_the_rules_is_exposed(
@@ -154,12 +170,19 @@ async def test_every_metric_of_the_dashboard_and_the_rules_is_exposed(
             first = await watch.read()
             assert first.events
             deadline = time.monotonic() + PATIENCE
-            while found := problems(await scrape(gateway)):
+            while found := problems(exposed(text := await scrape(gateway))):
                 if time.monotonic() > deadline:
                     break
                 await asyncio.sleep(1)
             watch.cancel()
         assert not found, "\n".join(found)
+        assert not lint(text), lint(text)
     finally:
         gateway.terminate()
         await fake.close()
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
+def test_the_linter_finds_what_it_is_for() -> None:
+    assert "_total" in lint("# HELP jobs Jobs.\n# TYPE jobs counter\njobs 1\n")
+    assert lint("# HELP jobs_total Jobs.\n# TYPE jobs_total counter\njobs_total 1\n") == ""
