@@ -52,7 +52,7 @@ from statusgate.rpc.service import StatusService
 from statusgate.store.base import Store, StoreUnavailableError
 from statusgate.store.factory import open_store
 from statusgate.store.sqlite_shared import SqliteSharing
-from statusgate.telemetry import tracing
+from statusgate.telemetry import tracing_setup
 from statusgate.telemetry.gauges import GaugeRefresher
 from statusgate.telemetry.metrics import Metrics
 from statusgate.upstream.http import Sleep
@@ -276,10 +276,10 @@ class Gateway:
         install_client_error_filter()
         # First: the gRPC server and the webhook route are built for what it decides.
         try:
-            self._tracing = tracing.start(
+            self._tracing = tracing_setup.start(
                 self.settings.tracing, worker=None if self.role is None else self.role.index
             )
-        except tracing.TracingSetupError as error:
+        except tracing_setup.TracingSetupError as error:
             raise StartupError(f"tracing: {error}") from None
         # A busy or foreign address is found before anything is opened or migrated
         # (binding itself may still lose a race, and says so the same way). A worker's
@@ -449,7 +449,7 @@ class Gateway:
         with contextlib.suppress(Exception):
             await self.store.close()
         if self._tracing:  # the last spans flushed, off the event loop
-            await asyncio.to_thread(tracing.stop)
+            await asyncio.to_thread(tracing_setup.stop)
         if self._serving:  # a start that failed says so in its own one line
             log.info("statusgate stopped")
 

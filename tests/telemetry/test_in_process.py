@@ -20,7 +20,7 @@ from opentelemetry.trace import SpanKind
 from statusgate.config import Tracing
 from statusgate.config.sources import ApiConfig
 from statusgate.core.errors import ApiError
-from statusgate.telemetry import tracing
+from statusgate.telemetry import tracing, tracing_setup
 from statusgate.upstream.http import CallScope, HttpClient
 from statusgate.v1 import status_pb2 as pb
 from tests.conftest import RunningGateway, start_gateway, stop_gateway
@@ -116,25 +116,30 @@ async def test_off_nothing_is_installed_and_events_carry_the_callers_traceparent
 
 
 def test_off_unless_an_endpoint_or_the_config_says_so() -> None:
-    assert tracing.plan(Tracing(), {}) is None
-    assert tracing.plan(Tracing(enabled=False), {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x"}) is None
+    assert tracing_setup.plan(Tracing(), {}) is None
+    assert (
+        tracing_setup.plan(Tracing(enabled=False), {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x"})
+        is None
+    )
     on = Tracing(endpoint="http://collector:4318")
-    assert tracing.plan(on, {"OTEL_SDK_DISABLED": "true"}) is None
-    assert tracing.plan(on, {}) == tracing.Plan("http://collector:4318", "statusgate", 1.0)
+    assert tracing_setup.plan(on, {"OTEL_SDK_DISABLED": "true"}) is None
+    assert tracing_setup.plan(on, {}) == tracing_setup.Plan(
+        "http://collector:4318", "statusgate", 1.0
+    )
     # The environment's endpoint wins: the exporter reads it.
     env = {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://other:4318/v1/traces"}
-    assert tracing.plan(on, env) == tracing.Plan("", "statusgate", 1.0)
-    assert tracing.plan(Tracing(enabled=True), {}) == tracing.Plan(
-        tracing.DEFAULT_ENDPOINT, "statusgate", 1.0
+    assert tracing_setup.plan(on, env) == tracing_setup.Plan("", "statusgate", 1.0)
+    assert tracing_setup.plan(Tracing(enabled=True), {}) == tracing_setup.Plan(
+        tracing_setup.DEFAULT_ENDPOINT, "statusgate", 1.0
     )
 
 
 def test_an_unsupported_protocol_is_one_clear_error() -> None:
     env = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
-    with pytest.raises(tracing.TracingSetupError, match="OTEL_EXPORTER_OTLP_PROTOCOL=grpc"):
-        tracing.plan(Tracing(), env)
+    with pytest.raises(tracing_setup.TracingSetupError, match="OTEL_EXPORTER_OTLP_PROTOCOL=grpc"):
+        tracing_setup.plan(Tracing(), env)
     env["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf"
-    assert tracing.plan(Tracing(), env) is not None
+    assert tracing_setup.plan(Tracing(), env) is not None
 
 
 # --- tracing on, spans in memory -----------------------------------------------------------
@@ -143,7 +148,7 @@ def test_an_unsupported_protocol_is_one_clear_error() -> None:
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
-    provider = tracing.new_provider(tracing.Plan("", "statusgate", 1.0))
+    provider = tracing_setup.new_provider(tracing_setup.Plan("", "statusgate", 1.0))
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracing.install(provider)
     try:

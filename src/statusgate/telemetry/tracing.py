@@ -1,4 +1,4 @@
-"""OpenTelemetry traces: what the gateway's code calls, and the process's set-up.
+"""OpenTelemetry traces: what the gateway's code calls, and the provider it traces with.
 
 Off (the default without an endpoint), no TracerProvider is installed and no exporter
 thread runs; every function here returns at once, and no span is ever made current, so
@@ -6,12 +6,13 @@ an incoming W3C ``traceparent`` attached by the doors (``traced_webhook``,
 ``traced_requests``, ``remote_parent``) stays current as the API's non-recording span
 and still reaches ``trace_parent()``, hence every event the request makes.
 
-On (``start``): one ``TracerProvider`` per process with a ``BatchSpanProcessor`` and the
-OTLP/HTTP (protobuf) exporter, configured from ``[tracing]`` and the standard
-``OTEL_*`` variables, which win (the SDK reads OTEL_BSP_*, OTEL_EXPORTER_OTLP_HEADERS,
-_TIMEOUT, _COMPRESSION, _CERTIFICATE... itself). Each worker of ``serve --workers N`` is
-its own process, started by exec (never a fork of one that traces), so each sets up its
-own provider and exporter thread, with its own ``service.instance.id``.
+On (``tracing_setup.start``): one ``TracerProvider`` per process with a
+``BatchSpanProcessor`` and the OTLP/HTTP (protobuf) exporter, configured from
+``[tracing]`` and the standard ``OTEL_*`` variables, which win (the SDK reads OTEL_BSP_*,
+OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT, _COMPRESSION, _CERTIFICATE... itself). Each worker
+of ``serve --workers N`` is its own process, started by exec (never a fork of one that
+traces), so each sets up its own provider and exporter thread, with its own
+``service.instance.id``.
 
 What comes from the OpenTelemetry packages and what is glue here:
 
@@ -46,13 +47,8 @@ bound. No header, body or secret is ever an attribute.
 from __future__ import annotations
 
 import contextlib
-import logging
-import os
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import grpc
 from aiohttp import web
@@ -61,18 +57,13 @@ from opentelemetry import trace
 from opentelemetry.trace import INVALID_SPAN, Link, Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from statusgate.config import Tracing as TracingConfig
 from statusgate.core.errors import ApiError
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
 
-log = logging.getLogger(__name__)
-
 INSTRUMENTATION = "statusgate"
 MAX_ATTRIBUTE_LENGTH = 256
-DEFAULT_ENDPOINT = "http://localhost:4318"
-SUPPORTED_PROTOCOL = "http/protobuf"
 # Services whose calls get no span: load balancers' probes and tools' discovery.
 UNTRACED_SERVICES = ("grpc.health.v1.", "grpc.reflection.")
 
@@ -334,111 +325,7 @@ def _attached(remote: otel_context.Context) -> Iterator[None]:
         otel_context.detach(token)
 
 
-# --- set-up ---------------------------------------------------------------------------------
-
-
-class TracingSetupError(ValueError):
-    """Tracing cannot start as configured; the message is one line saying why."""
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """What ``start`` would install: None from ``plan`` when tracing stays off."""
-
-    endpoint: str  # "" when the OTEL_* variables name it (the exporter reads them)
-    service_name: str
-    sample_ratio: float
-
-
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() == "true"
-
-
-def plan(config: TracingConfig, environ: Mapping[str, str] = os.environ) -> Plan | None:
-    """Whether, and where to, this process exports. Raises TracingSetupError."""
-    if _truthy(environ.get("OTEL_SDK_DISABLED")) or config.enabled is False:
-        return None
-    from_env = bool(
-        environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    )
-    if not (config.enabled or from_env or config.endpoint):
-        return None
-    for variable in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
-        protocol = environ.get(variable, "").strip()
-        if protocol and protocol != SUPPORTED_PROTOCOL:
-            raise TracingSetupError(
-                f"{variable}={protocol} is not supported: the gateway exports traces as "
-                f"OTLP over {SUPPORTED_PROTOCOL}; set it to {SUPPORTED_PROTOCOL} and point "
-                "the endpoint at the receiver's HTTP port (4318)"
-            )
-        if protocol:
-            break
-    endpoint = "" if from_env else (config.endpoint or DEFAULT_ENDPOINT)
-    return Plan(endpoint, config.service_name, config.sample_ratio)
-
-
-def start(
-    config: TracingConfig,
-    *,
-    worker: int | None = None,
-    environ: Mapping[str, str] = os.environ,
-) -> bool:
-    """Install this process's provider and exporter when ``config`` and the
-    environment say so; returns whether it did (then ``stop`` is the caller's: a
-    provider installed before is left to whoever installed it). Raises
-    TracingSetupError."""
-    planned = plan(config, environ)
-    if planned is None or _state.provider is not None:
-        return False
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-    exporter = (
-        OTLPSpanExporter(endpoint=planned.endpoint.rstrip("/") + "/v1/traces")
-        if planned.endpoint
-        else OTLPSpanExporter()
-    )
-    provider = new_provider(planned, worker=worker, environ=environ)
-    provider.add_span_processor(BatchSpanProcessor(exporter))
-    install(provider)
-    shown = planned.endpoint or environ.get(
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
-    )
-    # Scheme and host only: a URL may carry credentials.
-    where = urlsplit(shown)
-    log.info("tracing: exporting OTLP/HTTP to %s://%s", where.scheme, where.hostname)
-    return True
-
-
-def new_provider(
-    planned: Plan, *, worker: int | None = None, environ: Mapping[str, str] = os.environ
-) -> TracerProvider:
-    """A provider with the gateway's resource, sampler and limits, without processors."""
-    from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME, Resource
-    from opentelemetry.sdk.trace import SpanLimits, TracerProvider
-    from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
-
-    # OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME first; the config's name only
-    # where they give none. The instance id is this process's, whatever they say, so
-    # the workers of one gateway are told apart.
-    resource = Resource.create({})
-    attributes: dict[str, str | int] = {SERVICE_INSTANCE_ID: str(uuid.uuid4())}
-    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
-        attributes[SERVICE_NAME] = planned.service_name
-    if worker is not None:
-        attributes["statusgate.worker"] = worker
-    resource = resource.merge(Resource(attributes))
-    sampler: Sampler | None = None  # None: the SDK reads OTEL_TRACES_SAMPLER(_ARG)
-    if not environ.get("OTEL_TRACES_SAMPLER"):
-        sampler = ParentBased(TraceIdRatioBased(planned.sample_ratio))
-    limits = SpanLimits()
-    if not (
-        environ.get("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT")
-        or environ.get("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT")
-    ):
-        limits = SpanLimits(max_span_attribute_length=MAX_ATTRIBUTE_LENGTH)
-    return TracerProvider(resource=resource, sampler=sampler, span_limits=limits)
+# --- the provider this process traces with --------------------------------------
 
 
 def install(provider: TracerProvider) -> None:
@@ -455,10 +342,3 @@ def uninstall() -> TracerProvider | None:
     down (which flushes what it holds)."""
     provider, _state.provider, _state.tracer = _state.provider, None, None
     return provider
-
-
-def stop() -> None:
-    """Flush and end the exporter (blocking: call it off the event loop)."""
-    provider = uninstall()
-    if provider is not None:
-        provider.shutdown()
