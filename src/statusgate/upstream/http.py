@@ -151,22 +151,13 @@ class HttpClient:
                 "http.request.method": method,
             },
         ):
-            return await self._call(
-                method, url, label, scope, headers, params, json_body, data, passthrough
-            )
+            request = _Request(method, url, label, headers, params, json_body, data)
+            return await self._call(request, scope, passthrough)
 
     async def _call(
-        self,
-        method: str,
-        url: str,
-        label: str,
-        scope: CallScope,
-        headers: Mapping[str, str] | None,
-        params: Mapping[str, str] | None,
-        json_body: Any,
-        data: bytes | Mapping[str, str] | None,
-        passthrough: Collection[int],
+        self, request: _Request, scope: CallScope, passthrough: Collection[int]
     ) -> UpstreamResponse:
+        label = request.label
         attempt = 0
         while True:
             with tracing.span(
@@ -174,9 +165,7 @@ class HttpClient:
                 {"statusgate.upstream.attempt": attempt + 1},
                 kind=SpanKind.CLIENT,
             ):
-                outcome = await self._attempt(
-                    method, url, label, scope, headers, params, json_body, data
-                )
+                outcome = await self._attempt(request, scope)
                 if not isinstance(outcome, UpstreamResponse):
                     tracing.fail(str(outcome.error.reason))
                 elif not (200 <= outcome.status < 300 or outcome.status in passthrough):
@@ -230,17 +219,8 @@ class HttpClient:
             delay = retry_after + random.uniform(0, self._backoff)
         return delay
 
-    async def _attempt(
-        self,
-        method: str,
-        url: str,
-        label: str,
-        scope: CallScope,
-        headers: Mapping[str, str] | None,
-        params: Mapping[str, str] | None,
-        json_body: Any,
-        data: bytes | Mapping[str, str] | None,
-    ) -> UpstreamResponse | Failure:
+    async def _attempt(self, request: _Request, scope: CallScope) -> UpstreamResponse | Failure:
+        label = request.label
         try:
             admitted = await self.breaker.admit(max(0.0, scope.remaining() - DEADLINE_MARGIN))
         except TimeoutError:
@@ -269,9 +249,7 @@ class HttpClient:
                 raise deadline_exceeded(label)
             timeout = min(self._timeout, remaining)
             started = time.perf_counter()
-            result = await self._send(
-                method, url, label, scope, timeout, headers, params, json_body, data
-            )
+            result = await self._send(request, scope, timeout)
             if self.observer is not None:
                 self.observer.request(_code(result), time.perf_counter() - started)
             if isinstance(result, UpstreamResponse):
@@ -298,26 +276,18 @@ class HttpClient:
                 self.observer.breaker(self.breaker.state)
 
     async def _send(
-        self,
-        method: str,
-        url: str,
-        label: str,
-        scope: CallScope,
-        limit: float,
-        headers: Mapping[str, str] | None,
-        params: Mapping[str, str] | None,
-        json_body: Any,
-        data: bytes | Mapping[str, str] | None,
+        self, request: _Request, scope: CallScope, limit: float
     ) -> UpstreamResponse | Failure:
+        label = request.label
         scope.calls += 1
         try:
             async with self._client().request(
-                method,
-                url,
-                headers=headers,
-                params=params,
-                json=json_body,
-                data=data,
+                request.method,
+                request.url,
+                headers=request.headers,
+                params=request.params,
+                json=request.json_body,
+                data=request.data,
                 timeout=aiohttp.ClientTimeout(total=limit),
             ) as response:
                 tracing.set_attributes({"http.response.status_code": response.status})
@@ -353,6 +323,19 @@ class HttpClient:
                 retryable=True,
                 provider_down=True,
             )
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """One call's request, the same for each of its attempts."""
+
+    method: str
+    url: str
+    label: str
+    headers: Mapping[str, str] | None
+    params: Mapping[str, str] | None
+    json_body: Any
+    data: bytes | Mapping[str, str] | None
 
 
 def _answer(status: int, raw: bytes, headers: Mapping[str, str]) -> UpstreamResponse:
