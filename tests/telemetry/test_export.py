@@ -21,7 +21,7 @@ import pytest
 from statusgate.v1 import status_pb2 as pb
 from statusgate.v1 import status_service_pb2_grpc
 from tests.payloads import finbox_upload
-from tests.process import ServeProcess
+from tests.process import ServeProcess, free_port
 from tests.telemetry.otlp import OtlpReceiver
 
 WEBHOOK_ROUTE = "POST /webhooks/{source}"
@@ -190,3 +190,55 @@ def test_an_unsupported_otlp_protocol_stops_start_up_with_one_line(tmp_path: Pat
     [line] = done.stderr.strip().splitlines()
     assert "cannot start: tracing: OTEL_EXPORTER_OTLP_PROTOCOL=grpc is not supported" in line
     assert not (tmp_path / "x.db").exists()  # nothing was opened
+
+
+@pytest.fixture
+async def failing_collector() -> AsyncIterator[str]:
+    """An OTLP endpoint that answers every export 503 (retryable: the exporter backs off
+    and tries again)."""
+
+    async def refuse(request: aiohttp.web.Request) -> aiohttp.web.Response:
+        await request.read()
+        return aiohttp.web.Response(status=503)
+
+    app = aiohttp.web.Application()
+    app.router.add_post("/v1/traces", refuse)
+    runner = aiohttp.web.AppRunner(app)
+    await runner.setup()
+    site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+@pytest.mark.parametrize("collector", ["down", "failing"])
+async def test_a_collector_that_is_down_or_failing_costs_no_webhook_and_no_shutdown(
+    tmp_path: Path, collector: str, failing_collector: str
+) -> None:
+    """Spans are lost, never webhooks: every webhook is acknowledged; on SIGTERM the
+    gateway stops cleanly, giving up on the spans it could not export instead of waiting
+    out the exporter's retries (it says so); the exporter's credentials never reach the
+    log."""
+    endpoint = failing_collector if collector == "failing" else f"http://127.0.0.1:{free_port()}"
+    credential = secrets.token_hex(16)
+    log = tmp_path / "serve.log"
+    serve = ServeProcess(
+        f"sqlite:///{tmp_path / 'gw.db'}",
+        env={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+            "OTEL_EXPORTER_OTLP_HEADERS": f"authorization=Bearer {credential}",
+            "OTEL_BSP_SCHEDULE_DELAY": "50",
+        },
+        log=log,
+    )
+    await serve.start()
+    try:
+        answers = await asyncio.gather(*(post(serve, f"lost-spans-{i}", {}) for i in range(20)))
+        assert [status for status, _ in answers] == [200] * 20
+        await asyncio.sleep(0.5)  # exports attempted, and failing, meanwhile
+    finally:
+        assert serve.terminate() == 0
+    logged = log.read_text()
+    assert "the collector did not take the last spans" in logged
+    assert credential not in logged

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,11 +19,16 @@ from statusgate.telemetry.tracing import MAX_ATTRIBUTE_LENGTH, enabled, install,
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "http://localhost:4318"
 SUPPORTED_PROTOCOL = "http/protobuf"
+# How long a stopping gateway gives the collector to take the spans still queued.
+FLUSH_SECONDS = 2.0
+# The exporter of the provider ``start`` installed, for ``stop`` to cut short.
+_exporters: list[SpanExporter] = []
 
 
 class TracingSetupError(ValueError):
@@ -89,6 +95,7 @@ def start(
     )
     provider = new_provider(planned, worker=worker, environ=environ)
     provider.add_span_processor(BatchSpanProcessor(exporter))
+    _exporters.append(exporter)
     install(provider)
     shown = planned.endpoint or environ.get(
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
@@ -130,7 +137,23 @@ def new_provider(
 
 
 def stop() -> None:
-    """Flush and end the exporter (blocking: call it off the event loop)."""
+    """Flush what is queued and end the exporter, within ``FLUSH_SECONDS``: a collector
+    that is down or refusing keeps the SDK retrying an export for its whole timeout (10 s
+    by default), and must not hold up a drain. Past that, the exporter is shut down,
+    which ends its retries; the spans still queued are lost (spans, never webhooks).
+    Blocking: call it off the event loop."""
     provider = uninstall()
-    if provider is not None:
-        provider.shutdown()
+    if provider is None:
+        return
+    flushing = threading.Thread(target=provider.shutdown, name="tracing-shutdown", daemon=True)
+    flushing.start()
+    flushing.join(FLUSH_SECONDS)
+    if flushing.is_alive():
+        log.warning(
+            "tracing: the collector did not take the last spans within %.0f s; they are dropped",
+            FLUSH_SECONDS,
+        )
+        for exporter in _exporters:
+            exporter.shutdown()
+        flushing.join(FLUSH_SECONDS)
+    _exporters.clear()
