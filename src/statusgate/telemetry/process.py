@@ -5,8 +5,9 @@ would describe only the worker that happens to answer the scrape. Here they desc
 the whole gateway instead:
 
 - ``ProcessTreeCollector`` reads ``/proc`` for the supervisor (this worker's parent)
-  and every process under it at scrape time: CPU seconds, resident memory and open
-  descriptors are summed, the start time is the supervisor's. It costs a few small
+  and every process under it at scrape time: CPU seconds (with those of the workers
+  that died, which the supervisor reaped), resident memory and open descriptors are
+  summed, the start time is the supervisor's. It costs a few small
   file reads per process per scrape.
 - ``GcCounters`` are ordinary multiprocess counters that each worker brings up to date
   from ``gc.get_stats()`` (on the gauge schedule and before it renders), so the sum over
@@ -63,12 +64,15 @@ class ProcessTreeCollector(Collector):
             except (OSError, IndexError):
                 continue  # gone meanwhile
             # Fields after the command (stat(5), from field 3 on): utime 14, stime 15,
-            # starttime 22, rss 24.
+            # cutime 16, cstime 17, starttime 22, rss 24.
             cpu += (int(fields[11]) + int(fields[12])) / self._ticks
             rss += int(fields[21]) * self._page
             fds += opened
             if pid == self._root:
                 start = self._boot + int(fields[19]) / self._ticks
+                # And the workers that died, which the supervisor has reaped: without
+                # them the counter would go back each time one is replaced.
+                cpu += (int(fields[13]) + int(fields[14])) / self._ticks
         metrics: list[Metric] = [
             CounterMetricFamily(
                 "process_cpu_seconds",
