@@ -185,24 +185,21 @@ def test_the_gateways_environment_is_accepted(tmp_path: Path) -> None:
         **service("gateway")["environment"],
         "STATUSGATE_STORE": f"sqlite:///{tmp_path / 'statusgate.db'}",
     }
-    config = ROOT / "examples" / "container.toml"
-    result = subprocess.run(
-        [sys.executable, "-m", "statusgate.cli", "check-config", str(config)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+
+    def check_config() -> subprocess.CompletedProcess[str]:
+        config = ROOT / "examples" / "container.toml"
+        return subprocess.run(
+            [sys.executable, "-m", "statusgate.cli", "check-config", str(config)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    result = check_config()
     assert result.returncode == 0, result.stdout + result.stderr
     # The variables did reach the gateway: a bad permission in the same place is refused.
     env["STATUSGATE_CLIENTS__APP__PERMISSIONS"] = '["read", "everything"]'
-    refused = subprocess.run(
-        [sys.executable, "-m", "statusgate.cli", "check-config", str(config)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    refused = check_config()
     assert refused.returncode != 0 and "clients.app.permissions" in refused.stdout

@@ -11,7 +11,6 @@ import json
 import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -27,7 +26,7 @@ from tests.fakes.harness import ENV, finbox_api
 from tests.fakes.server import reply
 from tests.payloads import finbox_upload
 from tests.process import ServeProcess
-from tests.store.conftest import drop_schema, new_schema_name, require_postgres, with_params
+from tests.store.conftest import postgres_url  # noqa: F401 - a fixture
 
 # Series Prometheus makes itself for each target, and labels it attaches to every series
 # it scrapes: neither is the gateway's to expose.
@@ -91,16 +90,6 @@ def config(tmp_path: Path, fake: FakeFinbox) -> Path:
     return path
 
 
-@pytest.fixture
-async def postgres_store(request: pytest.FixtureRequest) -> AsyncIterator[str]:
-    base = require_postgres(request.config)
-    schema = new_schema_name()
-    try:
-        yield with_params(base, schema=schema)
-    finally:
-        await drop_schema(base, schema)
-
-
 async def drive(
     gateway: ServeProcess, fake: FakeFinbox, stub: status_service_pb2_grpc.StatusServiceAsyncStub
 ) -> None:
@@ -148,13 +137,14 @@ def lint(text: str) -> str:
 
 
 async def test_every_metric_of_the_dashboard_and_the_rules_is_exposed(
-    tmp_path: Path, postgres_store: str
+    tmp_path: Path,
+    postgres_url: str,  # noqa: F811 - the imported fixture
 ) -> None:
     fake = FakeFinbox()
     await fake.start()
     fake.uploaded("deploy-1", ("a1", "COMPLETED"))
     gateway = ServeProcess(
-        postgres_store,
+        postgres_url,
         config=config(tmp_path, fake),
         env={**ENV, "TEST_DEPLOY_WEBHOOK_SECRET": SECRET},
         log=tmp_path / "serve.log",
